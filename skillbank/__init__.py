@@ -1,0 +1,22 @@
+"""skillbank: pretrain, store, compose and fine-tune maximum-entropy RL skills."""
+
+from skillbank.errors import IntegrityError, NotFoundError, SkillbankError, SkillFormatError
+from skillbank.registry import Parent, Registry
+from skillbank.sac import SAC
+from skillbank.skill import Skill
+from skillbank.sql import SQL
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SAC",
+    "SQL",
+    "IntegrityError",
+    "NotFoundError",
+    "Parent",
+    "Registry",
+    "Skill",
+    "SkillFormatError",
+    "SkillbankError",
+    "__version__",
+]

@@ -1,0 +1,281 @@
+"""The ``skillbank`` command line. Every user error prints one clear line and exits with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from skillbank.errors import SkillbankError
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {number}")
+    return number
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _registry(args: argparse.Namespace):
+    from skillbank.registry import Registry
+
+    return Registry(args.store)
+
+
+# ----- commands ---------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from skillbank.evaluate import evaluate
+    from skillbank.tasks import load_task
+
+    task = load_task(args.task)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    algo = task.build(args.algo, args.seed)
+    steps = task.steps if args.steps is None else args.steps
+    name = args.name or f"{task.name}-{algo.algorithm}"
+    registry = _registry(args)
+    from skillbank.registry import validate_name
+
+    validate_name(name)  # fail before hours of training, not after
+    print(
+        f"training {algo.algorithm} on {task.name} ({task.env_id}) for {steps} steps, seed {algo.seed}", file=sys.stderr
+    )
+    try:
+        algo.learn(steps, progress_bar=not args.no_progress)
+    except KeyboardInterrupt:
+        rescue = Path(f"interrupted-{name}")
+        algo.save(rescue)
+        print(
+            f"\ninterrupted after {algo.num_timesteps} steps; the skill so far is saved in {rescue}/", file=sys.stderr
+        )
+        return 130
+    summary = evaluate(algo.skill, task.episodes, seed=algo.seed + 10_000)
+    algo.skill.description["metrics"] = summary
+    ref = registry.register(
+        algo.skill, name, description=task.description, replay=algo.buffer if args.keep_replay else None
+    )
+    shown = {k: summary[k] for k in ("mean_return", "success_rate", "goal_counts") if k in summary}
+    print(f"registered {ref} in {registry.path} ({algo.train_time_s:.0f} s of training); {json.dumps(shown)}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from skillbank.evaluate import evaluate
+
+    registry = _registry(args)
+    skill = registry.load(args.ref)
+    summary = {"ref": skill.ref, **evaluate(skill, args.episodes, seed=args.seed)}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"{skill.ref}: mean return {summary['mean_return']:.1f} over {args.episodes} episodes")
+        if "goal_counts" in summary:
+            for goal, count in zip(summary["goals"], summary["goal_counts"]):
+                print(f"  goal ({goal[0]:g}, {goal[1]:g}): {count} rollouts")
+            print(f"  success rate {summary['success_rate']:.2f}, goals reached {summary['goals_reached']}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from skillbank.plot import plot_multigoal
+
+    skill = _registry(args).load(args.ref)
+    out = args.out or Path(skill.ref.replace("@", "-v") + ".png")
+    try:
+        plot_multigoal(skill, out, episodes=args.episodes, seed=args.seed)
+    except ValueError as error:
+        raise SkillbankError(f"cannot plot {skill.ref}: {error}") from error
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = _registry(args).list()
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"no skills in {_registry(args).path}; `skillbank train multigoal` makes one")
+        return 0
+    header = f"{'name':24} {'latest':>6} {'versions':>8}  {'task':18} {'algo':5} aliases"
+    print(header)
+    for r in rows:
+        print(
+            f"{r['name']:24} {r['latest']:>6} {r['versions']:>8}  {str(r['task']):18} {str(r['algorithm']):5} "
+            f"{', '.join(r['aliases'])}"
+        )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    info = _registry(args).info(args.ref)
+    if args.json:
+        _print_json(info)
+        return 0
+    meta = info["metadata"]
+    print(f"{info['ref']}  ({', '.join(info['aliases']) or 'no aliases'})  created {info['created']}")
+    print(f"  task {info['task']}  algorithm {info['algorithm']}  alpha {meta['alpha']:.4g}  gamma {meta['gamma']}")
+    if info["description"]:
+        print(f"  {info['description']}")
+    net = meta.get("networks", {})
+    print(f"  networks: q {net.get('q')}  sampler {net.get('sampler')}")
+    training = meta.get("training") or {}
+    if training:
+        print(
+            f"  trained {training.get('steps')} steps in {training.get('wall_time_s')} s, seed {training.get('seed')}"
+        )
+    metrics = meta.get("metrics") or {}
+    if metrics:
+        shown = {k: metrics[k] for k in ("mean_return", "success_rate", "goal_counts") if k in metrics}
+        print(f"  metrics: {json.dumps(shown)}")
+    print(f"  tags: {', '.join(info['tags']) or '-'}")
+    for parent in info["parents"]:
+        print(f"  {parent['relation']} {parent['ref']} {json.dumps(parent['info']) if parent['info'] else ''}")
+    for filename, entry in info["files"].items():
+        print(f"  {filename:22} {entry['size']:>10} bytes  sha256 {entry['sha256'][:16]}")
+    return 0
+
+
+def cmd_alias(args: argparse.Namespace) -> int:
+    print(_registry(args).alias(args.ref, args.alias))
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    print(f"tagged {_registry(args).tag(args.ref, args.tag)} with {args.tag}")
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    graph = _registry(args).lineage(args.ref)
+    for node, data in graph.nodes(data=True):
+        parents = [f"{data_['relation']} {parent}" for parent, _, data_ in graph.in_edges(node, data=True)]
+        print(f"{node}  [{data['origin']}, {data['task']}, {data['algorithm']}]  {'; '.join(parents)}")
+    if args.out:
+        from skillbank.plot import plot_lineage
+
+        print(f"wrote {plot_lineage(graph, args.out)}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    report = _registry(args).verify()
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{report['store']}: {report['versions']} versions, {report['files_checked']} files checked")
+        for problem in report["problems"]:
+            print(f"  PROBLEM {problem}")
+        if report["unreferenced_files"]:
+            print(f"  {len(report['unreferenced_files'])} unreferenced files (left by interrupted writes; harmless)")
+        print("ok" if report["ok"] else "FAILED")
+    return 0 if report["ok"] else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    refs = _registry(args).export(args.ref, args.file)
+    print(f"exported {', '.join(refs)} to {args.file}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    mapping = _registry(args).import_(args.file)
+    for source, target in mapping.items():
+        print(f"{source} -> {target}")
+    return 0
+
+
+# ----- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--store", metavar="PATH", help="skill store directory (default: $SKILLBANK_STORE or ./skills_store)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="skillbank",
+        description="Pretrain, store, evaluate and plot maximum-entropy RL skills.",
+        epilog="Skill references: NAME (latest version), NAME@N (version N) or NAME@ALIAS.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[store])
+        p.set_defaults(func=func)
+        return p
+
+    p = add("train", "train a skill on a task file and register it", cmd_train)
+    p.add_argument("task", help="a task name in tasks/ (e.g. multigoal) or a path to a .toml task file")
+    p.add_argument("--algo", choices=["sql", "sac"], help="algorithm (default: the task's)")
+    p.add_argument("--steps", type=_positive, help="environment steps (default: the task's budget)")
+    p.add_argument("--seed", type=_positive, help="random seed (default: the task's)")
+    p.add_argument("--name", help="register under this name (default: TASK-ALGO)")
+    p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
+    p.add_argument("--threads", type=_positive, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = add("eval", "roll a skill out and count where its rollouts end", cmd_eval)
+    p.add_argument("ref", help="skill reference")
+    p.add_argument("--episodes", type=_positive, default=100, help="number of rollouts (default 100)")
+    p.add_argument("--seed", type=_positive, default=0, help="seed of the rollouts (default 0)")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+
+    p = add("plot", "plot rollouts and Q-value contours with sampled actions (SQL paper, Fig. 3)", cmd_plot)
+    p.add_argument("ref", help="skill reference")
+    p.add_argument("--out", type=Path, help="PNG file to write (default: NAME-vN.png)")
+    p.add_argument("--episodes", type=_positive, default=50, help="rollouts to draw (default 50)")
+    p.add_argument("--seed", type=_positive, default=0, help="seed of the rollouts and samples (default 0)")
+
+    p = add("list", "list the skills in the store", cmd_list)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = add("show", "show one version: metadata, files, lineage", cmd_show)
+    p.add_argument("ref", help="skill reference")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = add("alias", "point NAME@ALIAS at a version (e.g. best, paper)", cmd_alias)
+    p.add_argument("ref", help="skill reference")
+    p.add_argument("alias", help="alias name")
+
+    p = add("tag", "add a searchable tag to a version", cmd_tag)
+    p.add_argument("ref", help="skill reference")
+    p.add_argument("tag", help="tag")
+
+    p = add("lineage", "print (and draw) where a version came from and what came from it", cmd_lineage)
+    p.add_argument("ref", help="skill reference")
+    p.add_argument("--out", type=Path, help="also draw the graph to this PNG")
+
+    p = add("verify", "check the index and every file's sha256 (exit status 1 on a problem)", cmd_verify)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = add("export", "write a version and its ancestors to one .tar.gz archive", cmd_export)
+    p.add_argument("ref", help="skill reference")
+    p.add_argument("file", type=Path, help="archive to write")
+
+    p = add("import", "import an archive written by export", cmd_import)
+    p.add_argument("file", type=Path, help="archive to read")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SkillbankError as error:
+        print(f"skillbank {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Roll a skill out in its task's environment and summarise what it did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import skillbank.envs  # noqa: F401  (registers the skillbank/ environments)
+from skillbank.errors import SkillbankError
+from skillbank.skill import Skill
+
+
+@dataclass
+class Rollout:
+    observations: np.ndarray  # (T + 1, obs_dim), the start state first
+    episode_return: float
+    goal: int  # index of the goal reached, -1 for none (or for tasks without goals)
+
+
+def make_skill_env(skill: Skill, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """The environment the skill was trained in (optionally with changed keyword arguments)."""
+    task = skill.description.get("task", {})
+    if not task.get("env_id"):
+        raise SkillbankError("this skill records no environment id; pass an environment explicitly")
+    return gym.make(task["env_id"], **{**task.get("env_kwargs", {}), **(env_kwargs or {})})
+
+
+def rollouts(skill: Skill, episodes: int, seed: int = 0, env: gym.Env | None = None) -> list[Rollout]:
+    """``episodes`` stochastic rollouts of the skill's Boltzmann policy (via its sampler)."""
+    if episodes <= 0:
+        raise SkillbankError(f"--episodes must be a positive number, got {episodes}")
+    env = env or make_skill_env(skill)
+    generator = torch.Generator().manual_seed(seed)
+    results = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        path, total, goal, done = [obs], 0.0, -1, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(skill.act(obs, generator))
+            path.append(obs)
+            total += reward
+            goal = int(info.get("goal", -1))
+            done = terminated or truncated
+        results.append(Rollout(np.asarray(path), total, goal))
+    return results
+
+
+def evaluate(skill: Skill, episodes: int = 100, seed: int = 0, env: gym.Env | None = None) -> dict[str, Any]:
+    """Mean return, and for goal tasks how many rollouts ended at each goal (in the env's goal order)."""
+    env = env or make_skill_env(skill)
+    paths = rollouts(skill, episodes, seed, env)
+    summary: dict[str, Any] = {
+        "episodes": episodes,
+        "mean_return": float(np.mean([p.episode_return for p in paths])),
+        "std_return": float(np.std([p.episode_return for p in paths])),
+    }
+    goals = getattr(env.unwrapped, "goals", None)
+    if goals is not None:
+        counts = np.bincount([p.goal for p in paths if p.goal >= 0], minlength=len(goals))
+        summary["goals"] = np.asarray(goals).tolist()
+        summary["goal_counts"] = counts.tolist()
+        summary["success_rate"] = float(counts.sum() / episodes)
+        summary["goals_reached"] = int((counts > 0).sum())
+    return summary

@@ -1,0 +1,138 @@
+"""The collection loop shared by SQL and SAC: act, store, update, report progress.
+
+Each algorithm supplies its networks (a :class:`Skill`) and ``train_step(batch) -> metrics``;
+everything about environments, seeding, progress bars, callbacks and saving lives here once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import skillbank.envs  # noqa: F401  (registers the skillbank/ environments)
+from skillbank.buffer import ReplayBuffer
+from skillbank.skill import Skill
+
+Callback = Callable[[int, dict[str, float]], "bool | None"]
+
+
+def make_env(env: gym.Env | str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    return gym.make(env, **(env_kwargs or {})) if isinstance(env, str) else env
+
+
+def env_description(env: gym.Env) -> dict[str, Any]:
+    spec = env.spec
+    return {"env_id": spec.id if spec else None, "env_kwargs": dict(spec.kwargs) if spec else {}}
+
+
+class OffPolicyAlgorithm:
+    """Base of :class:`~skillbank.sql.SQL` and :class:`~skillbank.sac.SAC` (not used directly)."""
+
+    algorithm: str = ""
+
+    def __init__(self, env: gym.Env | str, skill: Skill, hyperparameters: dict[str, Any], seed: int) -> None:
+        self.env = make_env(env)
+        self.skill = skill
+        self.hyperparameters = hyperparameters
+        self.seed = seed
+        self.rng = torch.Generator().manual_seed(seed)
+        self.buffer = ReplayBuffer(int(hyperparameters["buffer_size"]), skill.q.obs_dim, skill.q.act_dim)
+        self.num_timesteps = 0
+        self.num_updates = 0
+        self.train_time_s = 0.0
+        self.history: list[dict[str, float]] = []
+        self._episode_returns: deque[float] = deque(maxlen=20)
+        self._obs: np.ndarray | None = None
+        self._episode_return = 0.0
+        skill.description.setdefault("task", {}).update(env_description(self.env))
+        skill.description["hyperparameters"] = dict(hyperparameters, seed=seed)
+
+    def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def learn(
+        self, total_steps: int, progress_bar: bool = False, callback: Callback | None = None, log_interval: int = 1000
+    ):
+        """Collect ``total_steps`` environment steps, with one gradient update per step once
+        ``learning_starts`` transitions are stored. ``callback(step, metrics)`` runs every
+        ``log_interval`` steps; returning ``False`` stops training early."""
+        if total_steps < 0:
+            raise ValueError(f"total_steps must be >= 0, got {total_steps}")
+        hp = self.hyperparameters
+        low, high = self.env.action_space.low, self.env.action_space.high
+        if self._obs is None:
+            self._obs, _ = self.env.reset(seed=self.seed)
+        metrics: dict[str, float] = {}
+        started = time.perf_counter()
+        with tqdm(total=total_steps, disable=not progress_bar, desc=self.algorithm, unit="step") as bar:
+            for _ in range(total_steps):
+                action = self.skill.act_normalised(self._obs, self.rng)
+                next_obs, reward, terminated, truncated, _ = self.env.step(low + (action + 1) * 0.5 * (high - low))
+                self.buffer.add(self._obs, action, reward, next_obs, terminated)
+                self._episode_return += reward
+                self._obs = next_obs
+                if terminated or truncated:
+                    self._episode_returns.append(self._episode_return)
+                    self._episode_return = 0.0
+                    self._obs, _ = self.env.reset()
+                self.num_timesteps += 1
+                if len(self.buffer) >= hp["learning_starts"]:
+                    for _ in range(hp["gradient_steps"]):
+                        metrics = self.train_step(self.buffer.sample(hp["batch_size"], self.rng))
+                        self.num_updates += 1
+                bar.update(1)
+                if self.num_timesteps % log_interval == 0:
+                    if self._episode_returns:
+                        metrics = {**metrics, "episode_return": float(np.mean(self._episode_returns))}
+                    metrics["step"] = self.num_timesteps
+                    self.history.append(metrics)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k != "step"})
+                    if callback is not None and callback(self.num_timesteps, metrics) is False:
+                        break
+        self.train_time_s += time.perf_counter() - started
+        self.skill.description["training"] = {
+            "steps": self.num_timesteps,
+            "updates": self.num_updates,
+            "wall_time_s": round(self.train_time_s, 2),
+            "seed": self.seed,
+            "final_episode_return": float(np.mean(self._episode_returns)) if self._episode_returns else None,
+        }
+        return self
+
+    # ----- the Stable-Baselines3-like surface ---------------------------------------------------
+    def sample_actions(self, obs: torch.Tensor, n: int) -> torch.Tensor:
+        """``n`` actions per observation, shape (B, n, d), in [-1, 1]."""
+        with torch.no_grad():
+            return self.skill.sample_actions(torch.as_tensor(obs, dtype=torch.float32), n, self.rng)
+
+    def q_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.skill.q_values(torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(actions))
+
+    def soft_value(self, obs: torch.Tensor, n_particles: int = 1024) -> torch.Tensor:
+        with torch.no_grad():
+            return self.skill.soft_value(torch.as_tensor(obs, dtype=torch.float32), n_particles, self.rng)
+
+    def save(self, directory: str | Path) -> Path:
+        """Save the learned skill (networks + JSON description); see :meth:`Skill.save`."""
+        return self.skill.save(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, env: gym.Env | str | None = None, **overrides: Any):
+        """Rebuild the algorithm around a saved skill, e.g. to continue training it."""
+        skill = Skill.load(directory)
+        if skill.description["algorithm"] != cls.algorithm:
+            raise ValueError(f"{directory} holds a {skill.description['algorithm']} skill, not {cls.algorithm}")
+        task = skill.description.get("task", {})
+        if env is None:
+            env = make_env(task["env_id"], task.get("env_kwargs"))
+        hp = {**skill.description.get("hyperparameters", {}), **overrides}
+        return cls(env, skill=skill, **hp)

@@ -1,0 +1,91 @@
+"""Pictures of what a skill does on a 2-D multi-goal task (the SQL paper's Figure 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from skillbank.evaluate import make_skill_env, rollouts  # noqa: E402
+from skillbank.skill import Skill  # noqa: E402
+
+PAPER_STATES: tuple[tuple[float, float], ...] = ((-2.5, 0.0), (0.0, 0.0), (2.5, 2.5))
+
+
+def q_grid(skill: Skill, state: Sequence[float], resolution: int = 101) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q(state, a) on a regular grid over the action box [-1, 1]^2: (ax, ay, Q) with Q[i, j] at (ax[j], ay[i])."""
+    axis = np.linspace(-1, 1, resolution)
+    ax, ay = np.meshgrid(axis, axis)
+    actions = torch.tensor(np.stack([ax, ay], -1).reshape(1, -1, 2), dtype=torch.float32)
+    with torch.no_grad():
+        q = skill.q_values(torch.tensor([state], dtype=torch.float32), actions)
+    return ax, ay, q.reshape(resolution, resolution).numpy()
+
+
+def plot_multigoal(
+    skill: Skill,
+    out: str | Path,
+    episodes: int = 50,
+    seed: int = 0,
+    states: Sequence[Sequence[float]] = PAPER_STATES,
+    samples: int = 100,
+) -> Path:
+    """Rollouts from the start state (left) and Q-value contours at ``states`` with sampled actions on top."""
+    env = make_skill_env(skill)
+    base = env.unwrapped
+    if getattr(base, "goals", None) is None or skill.action_dim != 2:
+        raise ValueError("plot_multigoal needs a 2-D multi-goal task (an environment with `goals`)")
+    fig, axes = plt.subplots(1, 1 + len(states), figsize=(4.2 * (1 + len(states)), 4.2))
+    ax = axes[0]
+    for path in rollouts(skill, episodes, seed, env):
+        ax.plot(path.observations[:, 0], path.observations[:, 1], color="tab:blue", lw=0.8, alpha=0.7)
+    for goal, weight in zip(base.goals, base.goal_weights):
+        ax.add_patch(plt.Circle(goal, base.goal_radius, color="tab:red" if weight > 0 else "0.6", alpha=0.35))
+    ax.plot(*np.asarray(states).T, "k^", ms=7, label="states at right")
+    bound = base.bound
+    ax.set(xlim=(-bound, bound), ylim=(-bound, bound), aspect="equal", xlabel="x", ylabel="y")
+    ax.set_title(f"{episodes} rollouts of {getattr(skill, 'ref', skill.description['algorithm'])}")
+    ax.legend(loc="lower left", fontsize=8)
+    generator = torch.Generator().manual_seed(seed)
+    for ax, state in zip(axes[1:], states):
+        gx, gy, q = q_grid(skill, state)
+        contour = ax.contourf(gx, gy, q, levels=20, cmap="viridis")
+        ax.contour(gx, gy, q, levels=20, colors="k", linewidths=0.3)
+        with torch.no_grad():
+            acts = skill.sample_actions(torch.tensor([state], dtype=torch.float32), samples, generator)[0].numpy()
+        ax.scatter(acts[:, 0], acts[:, 1], s=8, c="tab:red", edgecolors="white", linewidths=0.3)
+        ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal", xlabel="action x", ylabel="action y")
+        ax.set_title(f"Q(s, a) at s = ({state[0]:g}, {state[1]:g})")
+        fig.colorbar(contour, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_lineage(graph: nx.DiGraph, out: str | Path) -> Path:
+    """Draw a lineage graph: parents above children, edges labelled with their relation."""
+    fig, ax = plt.subplots(figsize=(max(4, 2.2 * graph.number_of_nodes()), 3.5))
+    for layer, nodes in enumerate(nx.topological_generations(graph)):
+        for node in nodes:
+            graph.nodes[node]["layer"] = layer
+    pos = nx.multipartite_layout(graph, subset_key="layer", align="horizontal")
+    pos = {node: (x, -y) for node, (x, y) in pos.items()}
+    nx.draw_networkx(graph, pos, ax=ax, node_color="#cde", node_size=2200, font_size=8, arrows=True)
+    nx.draw_networkx_edge_labels(graph, pos, nx.get_edge_attributes(graph, "relation"), ax=ax, font_size=7)
+    ax.set_axis_off()
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

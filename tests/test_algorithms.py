@@ -1,0 +1,116 @@
+"""SQL and SAC behind one interface: training lowers the TD error, seeds reproduce, save/load round-trips."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from skillbank import SAC, SQL, Skill
+from skillbank.networks import GaussianSampler
+from tests.conftest import actions_of
+
+SMALL = dict(hidden=[32, 32], batch_size=32, learning_starts=50, buffer_size=5000)
+
+
+def small_sql(seed: int = 0) -> SQL:
+    return SQL("skillbank/MultiGoal-v0", alpha=10.0, kernel_particles=8, value_particles=8, seed=seed, **SMALL)
+
+
+def small_sac(seed: int = 0) -> SAC:
+    return SAC("skillbank/MultiGoal-v0", seed=seed, **SMALL)
+
+
+def test_sql_training_lowers_the_td_error():
+    algo = small_sql()
+    algo.hyperparameters["learning_starts"] = 10**9  # collect without updating
+    algo.hyperparameters["target_update_interval"] = 10**9  # regress onto one fixed target network
+    algo.learn(600)
+    batch = tuple(getattr(algo.buffer, f)[: len(algo.buffer)] for f in ("observations", "actions", "rewards"))
+    next_obs, terminals = algo.buffer.next_observations[:600], algo.buffer.terminals[:600]
+
+    def td_error() -> float:
+        algo.rng.manual_seed(0)  # the same value particles before and after
+        target = algo.soft_bellman_target(batch[2], next_obs, terminals)
+        with torch.no_grad():
+            return (target - algo.skill.q(batch[0], batch[1])[0]).abs().mean().item()
+
+    before = td_error()
+    for _ in range(1500):
+        algo.train_step(algo.buffer.sample(64, algo.rng))
+        algo.num_updates += 1
+    after = td_error()
+    assert after < 0.3 * before, (before, after)
+
+
+@pytest.mark.parametrize("make", [small_sql, small_sac], ids=["sql", "sac"])
+def test_same_seed_same_parameters_and_actions(make):
+    first, second = make(seed=3).learn(150), make(seed=3).learn(150)
+    for (name, a), (_, b) in zip(first.skill.state_dict().items(), second.skill.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    other = make(seed=4).learn(150)
+    assert not torch.equal(first.skill.q.net.weights[0], other.skill.q.net.weights[0])
+
+
+@pytest.mark.parametrize("make", [small_sql, small_sac], ids=["sql", "sac"])
+def test_save_load_round_trip_gives_identical_actions(make, tmp_path):
+    algo = make().learn(120)
+    algo.save(tmp_path / "skill")
+    loaded = type(algo).load(tmp_path / "skill")
+    np.testing.assert_array_equal(actions_of(algo.skill), actions_of(loaded.skill))
+    obs = torch.tensor([[0.5, 0.5]])
+    acts = torch.rand(1, 5, 2)
+    torch.testing.assert_close(algo.q_values(obs, acts), loaded.q_values(obs, acts))
+    assert loaded.skill.description["training"]["steps"] == 120
+    assert loaded.hyperparameters["hidden"] == [32, 32]
+
+
+@pytest.mark.parametrize("make", [small_sql, small_sac], ids=["sql", "sac"])
+def test_sb3_like_surface_shapes(make):
+    algo = make().learn(60)
+    obs = torch.zeros(4, 2)
+    actions = algo.sample_actions(obs, 10)
+    assert actions.shape == (4, 10, 2) and actions.abs().max() <= 1
+    assert algo.q_values(obs, actions).shape == (4, 10)
+    value = algo.soft_value(obs)
+    assert value.shape == (4,)
+    # V = alpha log ∫ exp(Q/alpha) da, here by a direct 16k-point Monte Carlo average over the box.
+    alpha = algo.skill.alpha
+    q = algo.q_values(obs, torch.rand(4, 16384, 2) * 2 - 1)
+    direct = alpha * (torch.logsumexp(q / alpha, -1) - math.log(16384) + math.log(4.0))
+    torch.testing.assert_close(value, direct, rtol=0, atol=0.02 * alpha)
+    assert (direct >= q.mean(-1) + alpha * math.log(4.0)).all()  # Jensen
+
+def test_callback_can_stop_training_early():
+    algo = small_sql()
+    algo.learn(5000, callback=lambda step, metrics: step < 200, log_interval=100)
+    assert algo.num_timesteps == 200
+
+
+def test_negative_steps_are_refused():
+    with pytest.raises(ValueError, match="total_steps"):
+        small_sql().learn(-1)
+
+
+def test_sac_log_prob_matches_the_change_of_variables():
+    torch.manual_seed(0)
+    sampler = GaussianSampler(2, 2, [16])
+    obs, noise = torch.randn(3, 2), torch.randn(3, 4, 2)
+    actions, log_prob = sampler.sample_with_log_prob(obs, noise)
+    mean, log_std = sampler._mean_log_std(obs)
+    base = torch.distributions.Normal(mean, log_std.exp())
+    pre_tanh = torch.atanh(actions.double().clamp(-1 + 1e-12, 1 - 1e-12)).float()
+    expected = base.log_prob(pre_tanh).sum(-1) - torch.log(1 - actions.pow(2)).sum(-1)
+    torch.testing.assert_close(log_prob, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_sac_tunes_its_temperature():
+    algo = small_sac()
+    algo.learn(300)
+    assert algo.skill.alpha != pytest.approx(1.0)
+    assert algo.skill.description["alpha"] == algo.skill.alpha
+
+
+def test_skill_loads_only_from_its_own_files(tmp_path, skill):
+    skill.save(tmp_path / "s")
+    assert Skill.load(tmp_path / "s").description["algorithm"] == "sql"
