@@ -128,8 +128,12 @@ class Registry:
         (self.path / "tmp").mkdir(exist_ok=True)
         self.db_path = self.path / "index.sqlite"
         with self._connect() as db:
-            db.executescript(SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            (schema,) = db.execute("PRAGMA user_version").fetchone()
+            if schema > SCHEMA_VERSION:
+                raise SkillbankError(f"{self.path} was written by a newer skillbank (schema {schema}); upgrade it")
+            if schema == 0:  # only a new store is written to here: reading must leave the files untouched
+                db.executescript(SCHEMA)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def __repr__(self) -> str:
         return f"Registry({str(self.path)!r})"

@@ -81,6 +81,7 @@ def test_sb3_like_surface_shapes(make):
     torch.testing.assert_close(value, direct, rtol=0, atol=0.02 * alpha)
     assert (direct >= q.mean(-1) + alpha * math.log(4.0)).all()  # Jensen
 
+
 def test_callback_can_stop_training_early():
     algo = small_sql()
     algo.learn(5000, callback=lambda step, metrics: step < 200, log_interval=100)

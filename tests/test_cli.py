@@ -1,0 +1,99 @@
+"""The command line, end to end on temporary stores, and on the shipped skill."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skillbank.cli import main
+from skillbank.registry import Registry
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "skillbank.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory) -> Path:
+    store = tmp_path_factory.mktemp("store")
+    assert main(["train", "multigoal", "--steps", "300", "--name", "tiny", "--store", str(store), "--no-progress"]) == 0
+    return store
+
+
+def test_train_registers_a_skill_with_metrics(trained_store, capsys):
+    info = Registry(trained_store).info("tiny")
+    assert info["metadata"]["training"]["steps"] == 300
+    assert set(info["metadata"]["metrics"]) >= {"goal_counts", "success_rate", "mean_return"}
+    assert info["task"] == "multigoal" and info["algorithm"] == "sql"
+
+
+def test_eval_json_has_the_promised_keys(trained_store, capsys):
+    assert main(["eval", "tiny", "--episodes", "5", "--json", "--store", str(trained_store)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["goal_counts"]) == 4 and sum(out["goal_counts"]) == round(out["success_rate"] * 5)
+    assert isinstance(out["mean_return"], float)
+
+
+def test_plot_writes_a_png(trained_store, tmp_path):
+    out = tmp_path / "fig.png"
+    assert main(["plot", "tiny", "--out", str(out), "--episodes", "3", "--store", str(trained_store)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_registry_commands(trained_store, tmp_path, capsys):
+    store = ["--store", str(trained_store)]
+    assert main(["alias", "tiny@1", "best", *store]) == 0
+    assert main(["tag", "tiny@best", "smoke", *store]) == 0
+    assert main(["list", "--json", *store]) == 0
+    assert main(["show", "tiny@best", "--json", *store]) == 0
+    assert main(["lineage", "tiny", "--out", str(tmp_path / "lineage.png"), *store]) == 0
+    assert main(["verify", *store]) == 0
+    archive = tmp_path / "tiny.tar.gz"
+    assert main(["export", "tiny", str(archive), *store]) == 0
+    assert main(["import", str(archive), "--store", str(tmp_path / "other")]) == 0
+    out = capsys.readouterr().out
+    assert "tiny@1 -> tiny@1" in out and "smoke" in out and (tmp_path / "lineage.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "no-such-task"], "unknown task 'no-such-task'; known tasks: multigoal"),
+        (["train", "multigoal", "--steps", "-5"], "must be >= 0"),
+        (["train", "multigoal", "--name", "../evil", "--steps", "1"], "invalid name"),
+        (["eval", "missing-skill"], "no skill named 'missing-skill'"),
+        (["plot", "missing@99"], "no skill named 'missing'"),
+        (["show", "a/b"], "invalid name"),
+        (["import", "nothing.tar.gz"], "not a skillbank export"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(args, message, tmp_path):
+    result = run(*args, "--store", str(tmp_path / "store"))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+
+
+def test_malformed_task_file_exits_2(tmp_path):
+    bad = tmp_path / "bad.toml"
+    for text, message in [
+        ("[env\nid=", "not valid TOML"),
+        ("[env]\nid = 'NoSuchEnv-v9'\n", "not registered"),
+        ("[env]\nid = 'skillbank/MultiGoal-v0'\n[train]\nalgorithm = 'ppo'\n", "unknown algorithm 'ppo'"),
+        ("[env]\nid = 'skillbank/MultiGoal-v0'\n[trian]\n", "unknown section(s) trian"),
+        ("[env]\nid = 'skillbank/MultiGoal-v0'\n[sql]\nlerning_rate = 1\n", "bad [sql] hyperparameter"),
+    ]:
+        bad.write_text(text)
+        result = run("train", str(bad), "--steps", "1", "--store", str(tmp_path / "store"))
+        assert result.returncode == 2 and message in result.stderr, (text, result.stderr)
+
+
+def test_help_explains_every_command():
+    result = run("--help")
+    for command in ("train", "eval", "plot", "list", "show", "alias", "tag", "lineage", "verify", "export", "import"):
+        assert command in result.stdout
