@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def _registry(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from skillbank.evaluate import evaluate
+    from skillbank.evaluate import make_skill_env, rollouts, save_rollouts, summarise
     from skillbank.tasks import load_task
 
     task = load_task(args.task)
@@ -61,11 +62,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"\ninterrupted after {algo.num_timesteps} steps; the skill so far is saved in {rescue}/", file=sys.stderr
         )
         return 130
-    summary = evaluate(algo.skill, task.episodes, seed=algo.seed + 10_000)
-    algo.skill.description["metrics"] = summary
-    ref = registry.register(
-        algo.skill, name, description=task.description, replay=algo.buffer if args.keep_replay else None
-    )
+    env = make_skill_env(algo.skill)
+    paths = rollouts(algo.skill, task.episodes, seed=algo.seed + 10_000, env=env)
+    summary = algo.skill.description["metrics"] = summarise(paths, env)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = registry.register(
+            algo.skill,
+            name,
+            description=task.description,
+            replay=algo.buffer if args.keep_replay else None,
+            rollouts=save_rollouts(paths, Path(tmp) / "rollouts.h5"),
+        )
     shown = {k: summary[k] for k in ("mean_return", "success_rate", "goal_counts") if k in summary}
     print(f"registered {ref} in {registry.path} ({algo.train_time_s:.0f} s of training); {json.dumps(shown)}")
     return 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import h5py
 import numpy as np
 import torch
 
@@ -49,12 +51,10 @@ def rollouts(skill: Skill, episodes: int, seed: int = 0, env: gym.Env | None = N
     return results
 
 
-def evaluate(skill: Skill, episodes: int = 100, seed: int = 0, env: gym.Env | None = None) -> dict[str, Any]:
+def summarise(paths: list[Rollout], env: gym.Env) -> dict[str, Any]:
     """Mean return, and for goal tasks how many rollouts ended at each goal (in the env's goal order)."""
-    env = env or make_skill_env(skill)
-    paths = rollouts(skill, episodes, seed, env)
     summary: dict[str, Any] = {
-        "episodes": episodes,
+        "episodes": len(paths),
         "mean_return": float(np.mean([p.episode_return for p in paths])),
         "std_return": float(np.std([p.episode_return for p in paths])),
     }
@@ -63,6 +63,24 @@ def evaluate(skill: Skill, episodes: int = 100, seed: int = 0, env: gym.Env | No
         counts = np.bincount([p.goal for p in paths if p.goal >= 0], minlength=len(goals))
         summary["goals"] = np.asarray(goals).tolist()
         summary["goal_counts"] = counts.tolist()
-        summary["success_rate"] = float(counts.sum() / episodes)
+        summary["success_rate"] = float(counts.sum() / len(paths))
         summary["goals_reached"] = int((counts > 0).sum())
     return summary
+
+
+def evaluate(skill: Skill, episodes: int = 100, seed: int = 0, env: gym.Env | None = None) -> dict[str, Any]:
+    """Roll the skill out ``episodes`` times and :func:`summarise` what it did."""
+    env = env or make_skill_env(skill)
+    return summarise(rollouts(skill, episodes, seed, env), env)
+
+
+def save_rollouts(paths: list[Rollout], file: str | Path) -> Path:
+    """Rollouts as HDF5: all observations concatenated, with each episode's start, length, return and goal."""
+    lengths = np.array([len(p.observations) for p in paths])
+    with h5py.File(file, "w") as f:
+        f.create_dataset("observations", data=np.concatenate([p.observations for p in paths]), compression="gzip")
+        f.create_dataset("episode_start", data=np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+        f.create_dataset("episode_length", data=lengths)
+        f.create_dataset("episode_return", data=np.array([p.episode_return for p in paths]))
+        f.create_dataset("goal", data=np.array([p.goal for p in paths]))
+    return Path(file)

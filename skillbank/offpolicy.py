@@ -6,6 +6,7 @@ everything about environments, seeding, progress bars, callbacks and saving live
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import deque
 from collections.abc import Callable
@@ -38,9 +39,21 @@ class OffPolicyAlgorithm:
 
     algorithm: str = ""
 
-    def __init__(self, env: gym.Env | str, skill: Skill, hyperparameters: dict[str, Any], seed: int) -> None:
-        self.env = make_env(env)
+    def __init__(
+        self, env: gym.Env, skill: Skill | None, hyperparameters: dict[str, Any], seed: int, **networks: Any
+    ) -> None:
+        """``skill`` continues training an existing skill; otherwise one is built from ``networks``
+        (the keyword arguments of :meth:`Skill.build`), initialised from ``seed``."""
+        if skill is None:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                skill = Skill.build(
+                    env.observation_space, env.action_space, algorithm=self.algorithm,
+                    alpha=hyperparameters["alpha"], gamma=hyperparameters["gamma"], **networks,
+                )  # fmt: skip
+        self.env = env
         self.skill = skill
+        self.q_target = copy.deepcopy(skill.q).requires_grad_(False)
         self.hyperparameters = hyperparameters
         self.seed = seed
         self.rng = torch.Generator().manual_seed(seed)

@@ -19,6 +19,16 @@ from skillbank.skill import Skill  # noqa: E402
 PAPER_STATES: tuple[tuple[float, float], ...] = ((-2.5, 0.0), (0.0, 0.0), (2.5, 2.5))
 
 
+def save_figure(fig: plt.Figure, out: str | Path) -> Path:
+    """Write ``fig`` as a PNG (creating the folder) and free it."""
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def q_grid(skill: Skill, state: Sequence[float], resolution: int = 101) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Q(state, a) on a regular grid over the action box [-1, 1]^2: (ax, ay, Q) with Q[i, j] at (ax[j], ay[i])."""
     axis = np.linspace(-1, 1, resolution)
@@ -64,12 +74,7 @@ def plot_multigoal(
         ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal", xlabel="action x", ylabel="action y")
         ax.set_title(f"Q(s, a) at s = ({state[0]:g}, {state[1]:g})")
         fig.colorbar(contour, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def plot_lineage(graph: nx.DiGraph, out: str | Path) -> Path:
@@ -83,9 +88,4 @@ def plot_lineage(graph: nx.DiGraph, out: str | Path) -> Path:
     nx.draw_networkx(graph, pos, ax=ax, node_color="#cde", node_size=2200, font_size=8, arrows=True)
     nx.draw_networkx_edge_labels(graph, pos, nx.get_edge_attributes(graph, "relation"), ax=ax, font_size=7)
     ax.set_axis_off()
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

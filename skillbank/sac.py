@@ -8,7 +8,6 @@ Q-function (the minimum of the twins) plus a sampler, with alpha the final tempe
 
 from __future__ import annotations
 
-import copy
 import math
 
 import gymnasium as gym
@@ -52,19 +51,13 @@ class SAC(OffPolicyAlgorithm):
             q_lr=q_lr, policy_lr=policy_lr, alpha_lr=alpha_lr, tau=tau, batch_size=batch_size,
             buffer_size=buffer_size, learning_starts=learning_starts, gradient_steps=gradient_steps,
         )  # fmt: skip
-        if skill is None:
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                skill = Skill.build(
-                    env.observation_space, env.action_space, algorithm=self.algorithm, alpha=alpha, gamma=gamma,
-                    q_hidden=list(hidden), critics=2, q_output_scale=1.0,
-                    sampler="gaussian", sampler_hidden=list(hidden),
-                )  # fmt: skip
-        super().__init__(env, skill, hyperparameters, seed)
-        self.q_target = copy.deepcopy(skill.q).requires_grad_(False)
-        self.q_optimizer = torch.optim.Adam(skill.q.parameters(), lr=q_lr)
-        self.policy_optimizer = torch.optim.Adam(skill.sampler.parameters(), lr=policy_lr)
-        self.log_alpha = torch.tensor(math.log(skill.alpha), requires_grad=autotune)
+        super().__init__(
+            env, skill, hyperparameters, seed,
+            q_hidden=list(hidden), critics=2, q_output_scale=1.0, sampler="gaussian", sampler_hidden=list(hidden),
+        )  # fmt: skip
+        self.q_optimizer = torch.optim.Adam(self.skill.q.parameters(), lr=q_lr)
+        self.policy_optimizer = torch.optim.Adam(self.skill.sampler.parameters(), lr=policy_lr)
+        self.log_alpha = torch.tensor(math.log(self.skill.alpha), requires_grad=autotune)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=alpha_lr) if autotune else None
 
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:

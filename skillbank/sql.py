@@ -11,7 +11,6 @@ reward scaling (reward scale = 1 / alpha); :class:`~skillbank.skill.Skill` repor
 
 from __future__ import annotations
 
-import copy
 import math
 
 import gymnasium as gym
@@ -91,18 +90,12 @@ class SQL(OffPolicyAlgorithm):
         self.kernel_fixed = int(round(kernel_particles * kernel_update_ratio))
         if not 0 < self.kernel_fixed < kernel_particles:
             raise ValueError("kernel_update_ratio must leave at least one fixed and one updated particle")
-        if skill is None:
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                skill = Skill.build(
-                    env.observation_space, env.action_space, algorithm=self.algorithm, alpha=alpha, gamma=gamma,
-                    q_hidden=list(hidden), critics=1, q_output_scale=alpha,
-                    sampler="svgd", sampler_hidden=list(hidden),
-                )  # fmt: skip
-        super().__init__(env, skill, hyperparameters, seed)
-        self.q_target = copy.deepcopy(skill.q).requires_grad_(False)
-        self.q_optimizer = torch.optim.Adam(skill.q.parameters(), lr=q_lr)
-        self.sampler_optimizer = torch.optim.Adam(skill.sampler.parameters(), lr=sampler_lr)
+        super().__init__(
+            env, skill, hyperparameters, seed,
+            q_hidden=list(hidden), critics=1, q_output_scale=alpha, sampler="svgd", sampler_hidden=list(hidden),
+        )  # fmt: skip
+        self.q_optimizer = torch.optim.Adam(self.skill.q.parameters(), lr=q_lr)
+        self.sampler_optimizer = torch.optim.Adam(self.skill.sampler.parameters(), lr=sampler_lr)
 
     @torch.no_grad()
     def soft_bellman_target(self, rewards: torch.Tensor, next_obs: torch.Tensor, terminals: torch.Tensor):

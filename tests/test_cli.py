@@ -31,6 +31,11 @@ def test_train_registers_a_skill_with_metrics(trained_store, capsys):
     assert info["metadata"]["training"]["steps"] == 300
     assert set(info["metadata"]["metrics"]) >= {"goal_counts", "success_rate", "mean_return"}
     assert info["task"] == "multigoal" and info["algorithm"] == "sql"
+    with Registry(trained_store).open_data("tiny", "rollouts") as f:  # the evaluation rollouts, as HDF5
+        assert len(f["episode_length"]) == 100 and (f["goal"][:] >= 0).sum() == round(
+            100 * info["metadata"]["metrics"]["success_rate"]
+        )
+        assert f["observations"].shape == (f["episode_length"][:].sum(), 2)
 
 
 def test_eval_json_has_the_promised_keys(trained_store, capsys):
