@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.torch
 import torch
 from gymnasium import spaces
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file as save_safetensors_file
 from torch import nn
 
 from skillbank.errors import SkillFormatError
@@ -167,7 +168,7 @@ class Skill(nn.Module):
         """Write ``skill.json`` and ``weights.safetensors`` into ``directory`` (created if needed)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        safetensors.torch.save_file(self.state_tensors(), str(directory / WEIGHTS_FILE))
+        save_safetensors_file(self.state_tensors(), str(directory / WEIGHTS_FILE))
         (directory / DESCRIPTION_FILE).write_text(json.dumps(self.description_json(), indent=2, sort_keys=True))
         return directory
 
@@ -190,7 +191,7 @@ class Skill(nn.Module):
             )
         refuse_pickle(weights, WEIGHTS_FILE)
         try:
-            tensors = safetensors.torch.load(weights)
+            tensors = load_safetensors(weights)
         except Exception as error:  # safetensors raises its own SafetensorError
             raise SkillFormatError(f"{WEIGHTS_FILE} could not be read as safetensors: {error}") from error
         skill = cls(q, sampler, info)
