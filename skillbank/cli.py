@@ -109,12 +109,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = _registry(args).list()
+    registry = _registry(args)
+    rows = registry.list()
     if args.json:
         _print_json(rows)
         return 0
     if not rows:
-        print(f"no skills in {_registry(args).path}; `skillbank train multigoal` makes one")
+        print(f"no skills in {registry.path}; `skillbank train multigoal` makes one")
         return 0
     header = f"{'name':24} {'latest':>6} {'versions':>8}  {'task':18} {'algo':5} aliases"
     print(header)

@@ -80,7 +80,6 @@ class OffPolicyAlgorithm:
         if total_steps < 0:
             raise ValueError(f"total_steps must be >= 0, got {total_steps}")
         hp = self.hyperparameters
-        low, high = self.env.action_space.low, self.env.action_space.high
         if self._obs is None:
             self._obs, _ = self.env.reset(seed=self.seed)
         metrics: dict[str, float] = {}
@@ -88,7 +87,7 @@ class OffPolicyAlgorithm:
         with tqdm(total=total_steps, disable=not progress_bar, desc=self.algorithm, unit="step") as bar:
             for _ in range(total_steps):
                 action = self.skill.act_normalised(self._obs, self.rng)
-                next_obs, reward, terminated, truncated, _ = self.env.step(low + (action + 1) * 0.5 * (high - low))
+                next_obs, reward, terminated, truncated, _ = self.env.step(self.skill.to_env_action(action))
                 self.buffer.add(self._obs, action, reward, next_obs, terminated)
                 self._episode_return += reward
                 self._obs = next_obs

@@ -271,17 +271,35 @@ class Registry:
         }
         task = (info.get("task") or {}).get("name") or (info.get("task") or {}).get("env_id")
         created = datetime.now(UTC).isoformat(timespec="seconds")
+        parent_rows = [(ref, edge.relation, edge.info) for ref, edge in resolved]
+        return self._insert_version(
+            name, created, task, info.get("algorithm"), description, meta, files, tags, parent_rows
+        )
+
+    def _insert_version(
+        self,
+        name: str,
+        created: str,
+        task: str | None,
+        algorithm: str | None,
+        description: str,
+        meta: dict[str, Any],
+        files: dict[str, Any],
+        tags: Sequence[str],
+        parents: Sequence[tuple[Ref, str, dict[str, Any]]],
+    ) -> str:
+        """Add the next version of ``name`` with its tags and lineage, in one transaction."""
         with self._write() as db:
             (last,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM versions WHERE name=?", (name,)).fetchone()
             version = last + 1
             db.execute(
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, version, created, task, info.get("algorithm"), description, json.dumps(meta), json.dumps(files)),
+                (name, version, created, task, algorithm, description, json.dumps(meta), json.dumps(files)),
             )
             db.executemany("INSERT INTO tags VALUES (?, ?, ?)", [(name, version, t) for t in dict.fromkeys(tags)])
             db.executemany(
                 "INSERT INTO parents VALUES (?, ?, ?, ?, ?, ?)",
-                [(name, version, r.name, r.version, e.relation, json.dumps(e.info)) for r, e in resolved],
+                [(name, version, r.name, r.version, relation, json.dumps(info)) for r, relation, info in parents],
             )
         return f"{name}@{version}"
 
@@ -592,34 +610,14 @@ class Registry:
                 return existing["ref"]
         for file_entry in files.values():
             self._put_object(blobs[file_entry["sha256"]])
+        for tag in entry["tags"]:
+            validate_name(tag, "tag")
+        parents = []
+        for parent in entry["parents"]:
+            p_name, p_version = mapping[parent["ref"]].split("@")
+            parents.append((Ref(p_name, int(p_version)), validate_name(parent["relation"], "relation"), parent["info"]))
         meta = {**entry["metadata"], "imported_from": entry["ref"]}
-        with self._write() as db:
-            (last,) = db.execute(
-                "SELECT COALESCE(MAX(version), 0) FROM versions WHERE name=?", (entry["name"],)
-            ).fetchone()
-            version = last + 1
-            db.execute(
-                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry["name"], version, entry["created"], entry["task"], entry["algorithm"],
-                    entry["description"], json.dumps(meta), json.dumps(files),
-                ),
-            )  # fmt: skip
-            db.executemany(
-                "INSERT INTO tags VALUES (?, ?, ?)",
-                [(entry["name"], version, validate_name(t, "tag")) for t in entry["tags"]],
-            )
-            for parent in entry["parents"]:
-                p_name, p_version = mapping[parent["ref"]].split("@")
-                db.execute(
-                    "INSERT INTO parents VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        entry["name"],
-                        version,
-                        p_name,
-                        int(p_version),
-                        validate_name(parent["relation"], "relation"),
-                        json.dumps(parent["info"]),
-                    ),
-                )
-        return f"{entry['name']}@{version}"
+        return self._insert_version(
+            entry["name"], entry["created"], entry["task"], entry["algorithm"], entry["description"],
+            meta, files, entry["tags"], parents,
+        )  # fmt: skip

@@ -70,6 +70,9 @@ class Skill(nn.Module):
         self.q = q
         self.sampler = sampler
         self.description = description
+        space = description["action_space"]
+        self._action_low = np.asarray(space["low"], np.float32)
+        self._action_high = np.asarray(space["high"], np.float32)
 
     # ----- construction -------------------------------------------------------------------------
     @classmethod
@@ -150,11 +153,13 @@ class Skill(nn.Module):
         obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32).reshape(1, -1)
         return self.sample_actions(obs_t, 1, generator)[0, 0].numpy()
 
+    def to_env_action(self, action: np.ndarray) -> np.ndarray:
+        """Map an action from [-1, 1]^d to the environment's action bounds."""
+        return self._action_low + (action + 1.0) * 0.5 * (self._action_high - self._action_low)
+
     def act(self, obs: np.ndarray, generator: torch.Generator | None = None) -> np.ndarray:
         """One action for one observation, scaled to the environment's action bounds."""
-        space = self.description["action_space"]
-        low, high = np.asarray(space["low"]), np.asarray(space["high"])
-        return (low + (self.act_normalised(obs, generator) + 1.0) * 0.5 * (high - low)).astype(np.float32)
+        return self.to_env_action(self.act_normalised(obs, generator))
 
     # ----- files --------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
