@@ -148,6 +148,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     if metrics:
         shown = {k: metrics[k] for k in ("mean_return", "success_rate", "goal_counts") if k in metrics}
         print(f"  metrics: {json.dumps(shown)}")
+    bounds = meta.get("bounds")
+    if bounds:
+        learned, v = bounds["learned"], bounds["verdict"]
+        print(
+            f"  error bar at the start: {learned['L1_start']:.4g} <= Q_Σ - Q*_C <= {learned['C_pi_start']:.4g} "
+            f"(true {learned['true_error_start']:.4g}); verdict {v['verdict']}: {v['advice']}"
+        )
     print(f"  tags: {', '.join(info['tags']) or '-'}")
     for parent in info["parents"]:
         print(f"  {parent['relation']} {parent['ref']} {json.dumps(parent['info']) if parent['info'] else ''}")
@@ -205,6 +212,142 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _constituent_envs(skills) -> list:
+    from skillbank.evaluate import make_skill_env
+
+    return [make_skill_env(skill).unwrapped for skill in skills]
+
+
+def _replay_union(registry, refs: list[str]):
+    from skillbank.compose import union_replay
+
+    return union_replay([registry.replay_buffer(ref) for ref in refs])
+
+
+def composite_bounds(skill, parts: list, registry=None, tolerance: float | None = None, spacing: float = 0.2):
+    """The bound report of a composite on a 2-D MultiGoal task, or None where it does not apply."""
+    from skillbank.bounds import bound_report
+    from skillbank.evaluate import make_skill_env
+
+    composition = skill.description.get("composition", {})
+    if skill.action_dim != 2 or composition.get("op") not in ("sum", "mean", "dc"):
+        return None
+    region = None
+    if registry is not None and all(composition.get("constituents") or [None]):
+        try:
+            region = _replay_union(registry, composition["constituents"]).observations.numpy()
+        except SkillbankError:
+            region = None
+    base = skill.q.parts
+    weights = composition["weights"]
+    return bound_report(
+        base, make_skill_env(skill).unwrapped, skill.alpha, skill.gamma, weights,
+        constituent_envs=_constituent_envs(parts) if parts else None,
+        composite=skill.q, region=region, spacing=spacing, tolerance=tolerance,
+    )  # fmt: skip
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    from skillbank.compose import compose
+    from skillbank.evaluate import make_skill_env, rollouts, save_rollouts, summarise
+    from skillbank.registry import Parent, validate_name
+
+    registry = _registry(args)
+    validate_name(args.name)
+    skills = [registry.load(ref) for ref in args.refs]
+    needs_replay = args.sampler == "svgd" or args.op == "dc"
+    replay = _replay_union(registry, [s.ref for s in skills]) if needs_replay else None
+    skill = compose(
+        skills, args.op, args.weights, rescale_alpha=args.rescale_alpha, sampler=args.sampler, replay=replay,
+        sampler_steps=args.sampler_steps, correction_steps=args.correction_steps,
+        langevin_steps=args.langevin_steps, seed=args.seed, progress_bar=not args.no_progress,
+    )  # fmt: skip
+    env = make_skill_env(skill)
+    paths = rollouts(skill, args.episodes, seed=args.seed, env=env)
+    skill.description["metrics"] = summarise(paths, env)
+    report = composite_bounds(skill, skills, registry, args.tolerance, args.spacing)
+    if report is not None:
+        skill.description["bounds"] = report.summary
+    parents = [Parent(s.ref, "constituent", {"weight": w}) for s, w in zip(skills, skill.q.weights)]
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = registry.register(
+            skill, args.name, description=f"{args.op} of {', '.join(s.ref for s in skills)}", parents=parents,
+            rollouts=save_rollouts(paths, Path(tmp) / "rollouts.h5"),
+        )  # fmt: skip
+    metrics = skill.description["metrics"]
+    shown = {k: metrics[k] for k in ("mean_return", "success_rate", "goal_counts") if k in metrics}
+    print(f"registered {ref}: {json.dumps(shown)}")
+    if report is not None:
+        print(_verdict_line(report.summary))
+    return 0
+
+
+def _verdict_line(summary: dict[str, Any]) -> str:
+    v = summary["verdict"]
+    return f"bound verdict: {v['verdict']}: {v['advice']}"
+
+
+def cmd_bound(args: argparse.Namespace) -> int:
+    from skillbank.bounds import bound_report
+    from skillbank.compose import check_compatible
+    from skillbank.evaluate import make_skill_env
+
+    registry = _registry(args)
+    skills = [registry.load(ref) for ref in args.refs]
+    if len(skills) < 2:
+        raise SkillbankError("give at least two skills to bound their composition")
+    check_compatible(skills, rescale_alpha=False)
+    from skillbank.compose import combined_task, operator_weights
+
+    weights = operator_weights("mean", args.weights, len(skills))
+    task = combined_task(skills, "mean", weights)
+    if skills[0].action_dim != 2 or task["env_id"] != "skillbank/MultiGoal-v0":
+        raise SkillbankError("exact bounds need 2-D MultiGoal skills; other tasks are not supported yet")
+    import gymnasium as gym
+
+    combined = gym.make(task["env_id"], **task["env_kwargs"]).unwrapped
+    try:
+        region = _replay_union(registry, [s.ref for s in skills]).observations.numpy()
+    except SkillbankError:
+        region = None
+    report = bound_report(
+        [s.q for s in skills], combined, skills[0].alpha, skills[0].gamma, weights,
+        constituent_envs=[make_skill_env(s).unwrapped for s in skills], region=region,
+        spacing=args.spacing, action_points=args.action_points, tolerance=args.tolerance,
+    )  # fmt: skip
+    summary = {"constituents": [s.ref for s in skills], **report.summary}
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"composite {' + '.join(f'{w:g}*{s.ref}' for w, s in zip(weights, skills))} on a {report.grid.n}^2 grid")
+    header = f"  {'':24} {'true error':>11} {'L1':>9} {'C_pi':>9} {'C*':>10} {'C* paper':>10} {'D*':>10}"
+    for label, key in (("learned constituents", "learned"), ("oracle constituents", "oracle")):
+        if key not in summary:
+            continue
+        s = summary[key]
+        print(f"{label}: mean over the grid (max), start state")
+        print(header)
+        for stat in ("mean", "max", "start"):
+            row = [s[f"{m}_{stat}"] for m in ("true_error", "L1", "C_pi", "C_star", "C_star_paper", "D_star")]
+            print(f"  {stat:24} " + " ".join(f"{v:>10.4g}" for v in row))
+        holds = 1 - s["paper_bound_violation_fraction"]
+        sandwich = 100 * (1 - s["sandwich_violation_fraction"])
+        print(f"  Q_Σ >= Q*_C >= Q_Σ - C* holds at {100 * holds:.1f}% of grid points; L1 <= Q_Σ - Q*_C <= C_pi at "
+              f"{sandwich:.1f}%; tightness mean(error) / mean(C_pi) {s['C_pi_tightness']:.3g}, "
+              f"/ mean(C*) {s['C_star_paper_tightness']:.3g}")  # fmt: skip
+    print(_verdict_line(summary))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from skillbank.demo import run_demo
+
+    summary = run_demo(_registry(args), args.out, progress=not args.no_progress)
+    if args.json:
+        _print_json(summary)
+    return 0
+
+
 # ----- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     store = argparse.ArgumentParser(add_help=False)
@@ -244,6 +387,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="PNG file to write (default: NAME-vN.png)")
     p.add_argument("--episodes", type=_positive, default=50, help="rollouts to draw (default 50)")
     p.add_argument("--seed", type=_positive, default=0, help="seed of the rollouts and samples (default 0)")
+
+    p = add("compose", "compose registered skills into a new one and register it with its lineage", cmd_compose)
+    p.add_argument("refs", nargs="+", metavar="REF", help="skill references (two or more)")
+    p.add_argument("--op", choices=["sum", "mean", "or", "gpi", "dc"], default="mean",
+                   help="sum or mean of Q (the paper's composition), soft OR, max-ent GPI, or divergence "
+                        "correction (mean minus a learned correction); default mean")  # fmt: skip
+    p.add_argument("--weights", type=float, nargs="+", help="one weight per skill (default: equal)")
+    p.add_argument("--name", required=True, help="register the composite under this name")
+    p.add_argument("--sampler", choices=["resample", "svgd"], default="resample",
+                   help="resample: training-free importance resampling from the constituents' samplers; "
+                        "svgd: train a fresh SVGD sampler on their replay buffers (default resample)")  # fmt: skip
+    p.add_argument("--sampler-steps", type=_positive, default=10_000, help="svgd sampler training steps")
+    p.add_argument("--langevin-steps", type=_positive, default=0, help="Langevin refinement steps (resample)")
+    p.add_argument("--correction-steps", type=_positive, default=10_000, help="dc correction training steps")
+    p.add_argument("--rescale-alpha", action="store_true", help="compose skills of different alpha by rescaling Q")
+    p.add_argument("--episodes", type=_positive, default=100, help="evaluation rollouts (default 100)")
+    p.add_argument("--tolerance", type=float, help="verdict tolerance in reward units (default 5%% of |V|)")
+    p.add_argument("--spacing", type=float, default=0.2, help="state grid spacing of the bound (2-D tasks)")
+    p.add_argument("--seed", type=_positive, default=0, help="seed (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = add("bound", "bound the error of the mean of skills against the combined task's optimum", cmd_bound)
+    p.add_argument("refs", nargs="+", metavar="REF", help="skill references (two or more)")
+    p.add_argument("--weights", type=float, nargs="+", help="one weight per skill (default: equal)")
+    p.add_argument("--spacing", type=float, default=0.2, help="state grid spacing (default 0.2)")
+    p.add_argument("--action-points", type=int, default=11, help="action grid points per axis (default 11)")
+    p.add_argument("--tolerance", type=float, help="verdict tolerance in reward units (default 5%% of |V|)")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+
+    p = add("demo", "compose the shipped east and north skills, evaluate, bound and plot them", cmd_demo)
+    p.add_argument("--out", type=Path, default=Path("demo"), help="folder for figures and summary (default demo/)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = add("list", "list the skills in the store", cmd_list)
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -60,6 +60,10 @@ class SoftQ(nn.Module):
         obs = obs.expand(*actions.shape[:-1], self.obs_dim)
         return self.net(torch.cat([obs, actions], -1)).squeeze(-1)
 
+    def values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Soft Q in reward units, the minimum over critics: shape ``actions.shape[:-1]``."""
+        return self.output_scale * self(obs, actions).min(0).values
+
     def spec(self) -> dict[str, Any]:
         return {"hidden": self.net.hidden, "critics": self.net.ensemble, "output_scale": self.output_scale}
 
@@ -118,3 +122,165 @@ class GaussianSampler(nn.Module):
 
 
 SAMPLERS: dict[str, type[nn.Module]] = {"svgd": SVGDSampler, "gaussian": GaussianSampler}
+
+# ----- composites -------------------------------------------------------------------------------
+OPERATORS = ("sum", "mean", "or", "gpi", "dc")
+
+
+class CompositeQ(nn.Module):
+    """A soft Q-function made of others (see :mod:`skillbank.compose`), in reward units::
+
+        sum, mean   sum_k w_k Q_k            (mean: weights normalised to sum 1; Haarnoja et al. 2018)
+        or          alpha log sum_k w_k exp(Q_k / alpha)                  (van Niekerk et al. 2019)
+        gpi         max_k Q_k                                  (max-ent GPI; weights must be equal)
+        dc          sum_k w_k Q_k - C(s, a)      (divergence correction, Hunt et al. 2019; weights sum 1)
+
+    ``scales`` multiply each constituent (1, or alpha / alpha_k when temperatures are rescaled).
+    Like :class:`SoftQ`, ``forward`` returns ``Q / output_scale`` with a leading critic dimension
+    of 1, so the SQL machinery (samplers, fine-tuning) applies unchanged.
+    """
+
+    def __init__(
+        self,
+        parts: list[nn.Module],
+        op: str,
+        weights: list[float],
+        alpha: float,
+        scales: list[float] | None = None,
+        correction: SoftQ | None = None,
+    ) -> None:
+        super().__init__()
+        if op not in OPERATORS:
+            raise ValueError(f"unknown operator {op!r}; choose one of {', '.join(OPERATORS)}")
+        if (op == "dc") != (correction is not None):
+            raise ValueError("the dc operator, and only it, needs a correction network")
+        self.parts = nn.ModuleList(parts)
+        self.op, self.weights, self.output_scale = op, [float(w) for w in weights], float(alpha)
+        self.scales = [1.0] * len(parts) if scales is None else [float(s) for s in scales]
+        self.correction = correction
+        self.obs_dim, self.act_dim = parts[0].obs_dim, parts[0].act_dim
+
+    def values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        qs = torch.stack([s * part.values(obs, actions) for s, part in zip(self.scales, self.parts)])
+        w = torch.tensor(self.weights, dtype=qs.dtype).reshape(-1, *([1] * (qs.dim() - 1)))
+        if self.op == "or":
+            return self.output_scale * torch.logsumexp(qs / self.output_scale + w.log(), 0)
+        if self.op == "gpi":
+            return qs.max(0).values
+        combined = (w * qs).sum(0)
+        return combined if self.correction is None else combined - self.correction.values(obs, actions)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return (self.values(obs, actions) / self.output_scale).unsqueeze(0)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "type": "composite",
+            "op": self.op,
+            "weights": self.weights,
+            "scales": self.scales,
+            "alpha": self.output_scale,
+            "parts": [part.spec() for part in self.parts],
+            "correction": None if self.correction is None else self.correction.spec(),
+        }
+
+
+def build_q(spec: dict[str, Any], obs_dim: int, act_dim: int) -> nn.Module:
+    """The (untrained) Q-network described by ``spec``, composites included."""
+    if spec.get("type", "mlp") == "mlp":
+        return SoftQ(obs_dim, act_dim, spec["hidden"], spec["critics"], spec["output_scale"])
+    if spec["type"] != "composite":
+        raise ValueError(f"unknown Q-network type {spec['type']!r}")
+    correction = None if spec["correction"] is None else build_q(spec["correction"], obs_dim, act_dim)
+    parts = [build_q(part, obs_dim, act_dim) for part in spec["parts"]]
+    return CompositeQ(parts, spec["op"], spec["weights"], spec["alpha"], spec["scales"], correction)
+
+
+class ResamplingSampler(nn.Module):
+    """A training-free sampler for ``exp(Q(s, a) / alpha)``: sampling-importance-resampling.
+
+    Per state it draws ``proposals`` actions (or as many as asked for) from each constituent
+    sampler and a share of uniform actions (a defensive mixture, so that modes no constituent
+    covers are still reached), weighs
+    each by ``exp(Q / alpha) / q``, with ``q`` the mixture density (a Gaussian kernel density
+    estimate for samplers without one), resamples, and optionally refines the result with a few
+    Langevin steps on ``log p = Q / alpha``.
+    """
+
+    kind = "resample"
+    needs_target = True
+
+    def __init__(
+        self,
+        parts: list[nn.Module],
+        proposals: int = 64,
+        uniform_fraction: float = 0.25,
+        langevin_steps: int = 0,
+        step_size: float = 2e-3,
+    ) -> None:
+        super().__init__()
+        if proposals < 2 or not 0 <= uniform_fraction < 1 or langevin_steps < 0 or step_size <= 0:
+            raise ValueError("need proposals >= 2, 0 <= uniform_fraction < 1, langevin_steps >= 0, step_size > 0")
+        self.parts = nn.ModuleList(parts)
+        self.proposals, self.uniform_fraction = int(proposals), float(uniform_fraction)
+        self.langevin_steps, self.step_size = int(langevin_steps), float(step_size)
+        self.obs_dim, self.act_dim = parts[0].obs_dim, parts[0].act_dim
+
+    def _candidates(
+        self, obs: torch.Tensor, n: int, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # At least as many candidates per sampler as actions asked for, or resampling repeats them.
+        batch, d, p = obs.shape[0], self.act_dim, max(self.proposals, n)
+        draws = [part(obs, torch.randn(batch, p, d, generator=generator)) for part in self.parts]
+        uniform = round(p * len(self.parts) * self.uniform_fraction / (1 - self.uniform_fraction))
+        candidates = torch.cat([*draws, torch.rand(batch, uniform, d, generator=generator) * 2 - 1], 1)
+        # Mixture density: each sampler's share by its Gaussian KDE (Scott's bandwidth), plus uniform.
+        log_terms = []
+        for x in draws:
+            h = (x.std(1).mean(-1) * p ** (-1 / (d + 4))).clamp_min(1e-2)[:, None, None]  # (B, 1, 1)
+            sq = (candidates.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1) / h.pow(2)  # (B, N, p)
+            log_kde = torch.logsumexp(-0.5 * sq, -1) - math.log(p) - d * (h[..., 0].log() + 0.5 * math.log(2 * math.pi))
+            log_terms.append(log_kde + math.log(p))
+        if uniform:
+            log_terms.append(torch.full_like(log_terms[0], math.log(uniform) - d * math.log(2.0)))
+        log_q = torch.logsumexp(torch.stack(log_terms), 0) - math.log(candidates.shape[1])
+        return candidates, log_q
+
+    def forward(self, obs: torch.Tensor, noise: torch.Tensor, log_target, generator: torch.Generator | None = None):
+        """``noise.shape[1]`` actions per state, distributed approximately as ``exp(log_target(obs, a))``."""
+        batch, n, _ = noise.shape
+        with torch.no_grad():
+            candidates, log_q = self._candidates(obs, n, generator)
+            log_w = log_target(obs, candidates) - log_q
+            index = torch.multinomial(torch.softmax(log_w, -1), n, replacement=True, generator=generator)
+            actions = candidates.gather(1, index.unsqueeze(-1).expand(-1, -1, self.act_dim))
+        for _ in range(self.langevin_steps):
+            with torch.enable_grad():
+                a = actions.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(log_target(obs, a).sum(), a)
+            step = self.step_size * grad + math.sqrt(2 * self.step_size) * torch.randn(
+                actions.shape, generator=generator
+            )
+            actions = (actions + step).clamp(-1.0, 1.0).detach()
+        return actions
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "parts": [part.spec() for part in self.parts],
+            "proposals": self.proposals,
+            "uniform_fraction": self.uniform_fraction,
+            "langevin_steps": self.langevin_steps,
+            "step_size": self.step_size,
+        }
+
+
+def build_sampler(spec: dict[str, Any], obs_dim: int, act_dim: int) -> nn.Module:
+    """The (untrained) sampler described by ``spec``."""
+    if spec["type"] == ResamplingSampler.kind:
+        parts = [build_sampler(part, obs_dim, act_dim) for part in spec["parts"]]
+        options = {k: spec[k] for k in ("proposals", "uniform_fraction", "langevin_steps", "step_size")}
+        return ResamplingSampler(parts, **options)
+    if spec["type"] not in SAMPLERS:
+        raise ValueError(f"unknown sampler type {spec['type']!r}")
+    return SAMPLERS[spec["type"]](obs_dim, act_dim, spec["hidden"])

@@ -56,7 +56,7 @@ def plot_multigoal(
     ax = axes[0]
     for path in rollouts(skill, episodes, seed, env):
         ax.plot(path.observations[:, 0], path.observations[:, 1], color="tab:blue", lw=0.8, alpha=0.7)
-    for goal, weight in zip(base.goals, base.goal_weights):
+    for goal, weight in zip(base.goals, np.atleast_2d(base.goal_weights).max(0)):
         ax.add_patch(plt.Circle(goal, base.goal_radius, color="tab:red" if weight > 0 else "0.6", alpha=0.35))
     ax.plot(*np.asarray(states).T, "k^", ms=7, label="states at right")
     bound = base.bound
@@ -89,3 +89,40 @@ def plot_lineage(graph: nx.DiGraph, out: str | Path) -> Path:
     nx.draw_networkx_edge_labels(graph, pos, nx.get_edge_attributes(graph, "relation"), ax=ax, font_size=7)
     ax.set_axis_off()
     return save_figure(fig, out)
+
+
+def plot_bound_maps(report, out: str | Path, title: str = "", paths=None) -> Path:
+    """Maps over the state plane, under the composite policy: the true error ``Q_Sigma - Q*_C``
+    beside the bounds L1, C_pi and C* (log colour scale, one scale for all), optionally with
+    rollouts of the composite in the first panel."""
+    from matplotlib.colors import LogNorm
+
+    grid, bounds = report.grid, report.learned
+    panels = [("true error Q_Σ − Q*_C", bounds.true_error), ("lower bound L1", bounds.lower)]
+    panels += [("upper bound C_π", bounds.c_pi), ("C* (paper, α·D½)", bounds.c_star_paper)]
+    maps = [bounds.at_states(values).reshape(grid.n, grid.n).numpy().T for _, values in panels]
+    positive = np.concatenate([m[m > 0].ravel() for m in maps])
+    norm = LogNorm(vmin=max(positive.min(), 1e-3), vmax=positive.max()) if positive.size else None
+    start = 1 if paths is not None else 0
+    fig, axes = plt.subplots(1, len(panels) + start, figsize=(4.0 * (len(panels) + start), 4.0))
+    extent = (-grid.bound, grid.bound, -grid.bound, grid.bound)
+    weights = np.atleast_2d(grid.env.goal_weights).max(0)
+    if paths is not None:
+        ax = axes[0]
+        for path in paths:
+            ax.plot(path.observations[:, 0], path.observations[:, 1], color="tab:blue", lw=0.8, alpha=0.6)
+        ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", title=f"{len(paths)} rollouts of the composite")
+    for ax, (name, _), image in zip(axes[start:], panels, maps):
+        shown = ax.imshow(np.clip(image, norm.vmin if norm else 0, None), origin="lower", extent=extent, norm=norm)
+        ax.set(title=name, aspect="equal")
+    for ax in axes:
+        for goal, weight in zip(grid.env.goals, weights):
+            ax.add_patch(plt.Circle(goal, grid.env.goal_radius, fill=False, color="r" if weight > 0 else "0.5"))
+    fig.colorbar(shown, ax=list(axes), shrink=0.8, label="reward units, E over π_Σ")
+    if title:
+        fig.suptitle(title)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -21,7 +21,7 @@ from safetensors.torch import save_file as save_safetensors_file
 from torch import nn
 
 from skillbank.errors import SkillFormatError
-from skillbank.networks import SAMPLERS, SoftQ
+from skillbank.networks import SAMPLERS, SoftQ, build_q, build_sampler
 
 FORMAT_VERSION = 1
 DESCRIPTION_FILE = "skill.json"
@@ -65,7 +65,7 @@ class Skill(nn.Module):
     Actions are in the normalised box [-1, 1]^d; :meth:`act` maps them to the environment's bounds.
     """
 
-    def __init__(self, q: SoftQ, sampler: nn.Module, description: dict[str, Any]) -> None:
+    def __init__(self, q: nn.Module, sampler: nn.Module, description: dict[str, Any]) -> None:
         super().__init__()
         self.q = q
         self.sampler = sampler
@@ -135,12 +135,18 @@ class Skill(nn.Module):
     # ----- the policy ---------------------------------------------------------------------------
     def q_values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Soft Q in reward units for ``obs`` (B, o) and ``actions`` (B, ..., d); the minimum over critics."""
-        return self.q.output_scale * self.q(obs, actions).min(0).values
+        return self.q.values(obs, actions)
 
     def sample_actions(self, obs: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` actions per observation from the sampler: shape (B, n, d), in [-1, 1]."""
         noise = torch.randn(obs.shape[0], n, self.action_dim, generator=generator)
+        if getattr(self.sampler, "needs_target", False):
+            return self.sampler(obs, noise, self.log_density, generator)
         return self.sampler(obs, noise)
+
+    def log_density(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``Q(s, a) / alpha``: the policy's log-density up to the state's normaliser."""
+        return self.q_values(obs, actions) / self.alpha
 
     def soft_value(self, obs: torch.Tensor, n_particles: int = 1024, generator: torch.Generator | None = None):
         """``V(s) = alpha log ∫ exp(Q(s,a)/alpha) da`` by importance sampling with a uniform proposal."""
@@ -183,11 +189,10 @@ class Skill(nn.Module):
         try:
             info = json.loads(description)
             networks = info.pop("networks")
-            q_spec, s_spec = networks["q"], networks["sampler"]
             obs_dim = int(np.prod(info["observation_space"]["shape"]))
             act_dim = int(np.prod(info["action_space"]["shape"]))
-            q = SoftQ(obs_dim, act_dim, q_spec["hidden"], q_spec["critics"], q_spec["output_scale"])
-            sampler = SAMPLERS[s_spec["type"]](obs_dim, act_dim, s_spec["hidden"])
+            q = build_q(networks["q"], obs_dim, act_dim)
+            sampler = build_sampler(networks["sampler"], obs_dim, act_dim)
         except (ValueError, KeyError, TypeError) as error:
             raise SkillFormatError(f"{DESCRIPTION_FILE} is not a valid skill description ({error!r})") from error
         if info.get("format_version", 0) > FORMAT_VERSION:

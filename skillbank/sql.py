@@ -49,6 +49,26 @@ def svgd_direction(fixed: torch.Tensor, updated: torch.Tensor, grad_log_p: torch
     return (kappa.unsqueeze(-1) * grad_log_p.unsqueeze(-2) + kappa_grad).mean(-3)
 
 
+def svgd_sampler_loss(
+    q: torch.nn.Module,
+    sampler: torch.nn.Module,
+    obs: torch.Tensor,
+    kernel_particles: int,
+    kernel_fixed: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Amortized SVGD (eq. 13): the Stein direction at the sampler's particles, pushed through the
+    network as the surrogate ``-sum(stopgrad(phi) * f(s, xi))``. ``q(obs, a)[0]`` is ``Q / alpha``."""
+    noise = torch.randn(obs.shape[0], kernel_particles, q.act_dim, generator=generator)
+    particles = sampler(obs, noise)
+    fixed = particles[:, :kernel_fixed].detach().requires_grad_(True)
+    updated = particles[:, kernel_fixed:]
+    log_p = q(obs, fixed)[0] + torch.log(1 - fixed.pow(2) + SQUASH_EPS).sum(-1)
+    (grad_log_p,) = torch.autograd.grad(log_p.sum(), fixed)
+    phi = svgd_direction(fixed.detach(), updated.detach(), grad_log_p)
+    return -(phi * updated).sum(-1).mean()
+
+
 class SQL(OffPolicyAlgorithm):
     """Soft Q-Learning with an amortized SVGD sampler.
 
@@ -109,21 +129,13 @@ class SQL(OffPolicyAlgorithm):
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         obs, actions, rewards, next_obs, terminals = batch
         hp, q, sampler = self.hyperparameters, self.skill.q, self.skill.sampler
-        d = self.skill.action_dim
 
         # Eq. (11): squared soft Bellman error against the target network.
         td_error = self.soft_bellman_target(rewards, next_obs, terminals) - q(obs, actions)[0]
         q_loss = 0.5 * td_error.pow(2).mean()
 
         # Eq. (13): SVGD direction at the sampler's particles, pushed through the network.
-        noise = torch.randn(obs.shape[0], hp["kernel_particles"], d, generator=self.rng)
-        particles = sampler(obs, noise)
-        fixed = particles[:, : self.kernel_fixed].detach().requires_grad_(True)
-        updated = particles[:, self.kernel_fixed :]
-        log_p = q(obs, fixed)[0] + torch.log(1 - fixed.pow(2) + SQUASH_EPS).sum(-1)
-        (grad_log_p,) = torch.autograd.grad(log_p.sum(), fixed)
-        phi = svgd_direction(fixed.detach(), updated.detach(), grad_log_p)
-        sampler_loss = -(phi * updated).sum(-1).mean()
+        sampler_loss = svgd_sampler_loss(q, sampler, obs, hp["kernel_particles"], self.kernel_fixed, self.rng)
 
         self.q_optimizer.zero_grad(set_to_none=True)
         q_loss.backward()

@@ -54,7 +54,7 @@ def test_goal_weights_scale_bonus_and_select_the_distance_term():
     "kwargs, message",
     [
         ({"goals": []}, "at least one goal"),
-        ({"goal_weights": [1, 1]}, "4 goals"),
+        ({"goal_weights": [1, 1]}, "one weight per goal"),
         ({"goal_weights": [0] * 4}, "positive"),
     ],
 )

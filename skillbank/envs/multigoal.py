@@ -30,6 +30,10 @@ class MultiGoalEnv(gym.Env):
     With the default goals and unit weights this is the environment of the paper and of the
     public ``multigoal.py``. A goal of weight 0 still ends the episode but pays no bonus and
     does not attract the distance term.
+
+    ``goal_weights`` may also be a matrix with one row of weights per task: the reward is then
+    ``sum_i task_weights[i] * r_i`` over the rows' rewards (by default their average), the
+    combined task ``r_C`` of composition.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -37,7 +41,8 @@ class MultiGoalEnv(gym.Env):
     def __init__(
         self,
         goals: Sequence[Sequence[float]] = PAPER_GOALS,
-        goal_weights: Sequence[float] | None = None,
+        goal_weights: Sequence[float] | Sequence[Sequence[float]] | None = None,
+        task_weights: Sequence[float] | None = None,
         goal_radius: float = 1.0,
         goal_reward: float = 10.0,
         actuation_cost: float = 30.0,
@@ -50,11 +55,18 @@ class MultiGoalEnv(gym.Env):
         if len(self.goals) == 0:
             raise ValueError("MultiGoalEnv needs at least one goal")
         weights = np.ones(len(self.goals)) if goal_weights is None else np.asarray(goal_weights, float)
-        if weights.shape != (len(self.goals),):
-            raise ValueError(f"goal_weights has {weights.size} entries but there are {len(self.goals)} goals")
-        if (weights < 0).any() or not (weights > 0).any():
-            raise ValueError("goal_weights must be >= 0 with at least one positive weight")
+        if weights.ndim not in (1, 2) or weights.shape[-1] != len(self.goals):
+            raise ValueError(
+                f"goal_weights must hold one weight per goal ({len(self.goals)}), or a row of them per task; "
+                f"got shape {weights.shape}"
+            )
+        if (weights < 0).any() or not (weights > 0).any(-1).all():
+            raise ValueError("goal_weights must be >= 0 with at least one positive weight in each row")
         self.goal_weights = weights
+        rows = len(np.atleast_2d(weights))
+        self.task_weights = np.full(rows, 1.0 / rows) if task_weights is None else np.asarray(task_weights, float)
+        if self.task_weights.shape != (rows,):
+            raise ValueError(f"task_weights needs one weight per row of goal_weights ({rows}), got {task_weights}")
         self.goal_radius = float(goal_radius)
         self.goal_reward = float(goal_reward)
         self.actuation_cost = float(actuation_cost)
@@ -75,12 +87,15 @@ class MultiGoalEnv(gym.Env):
         """Reward and the index of the goal reached (-1 for none) for arrays of shape (..., 2)."""
         actions = np.clip(actions, -1.0, 1.0)
         sq_dist = ((next_positions[..., None, :] - self.goals) ** 2).sum(-1)
-        rewarded = self.goal_weights > 0
-        reward = -self.actuation_cost * (actions**2).sum(-1)
-        reward = reward - self.distance_cost * sq_dist[..., rewarded].min(-1)
         nearest = sq_dist.argmin(-1)
         reached = sq_dist.min(-1) < self.goal_radius**2
-        reward = reward + np.where(reached, self.goal_reward * self.goal_weights[nearest], 0.0)
+        effort = self.actuation_cost * (actions**2).sum(-1)
+        reward = np.zeros(np.shape(reached))
+        for task_weight, weights in zip(self.task_weights, np.atleast_2d(self.goal_weights)):
+            pull = self.distance_cost * np.where(weights > 0, sq_dist, np.inf).min(-1)
+            reward = reward + task_weight * (
+                np.where(reached, self.goal_reward * weights[nearest], 0.0) - pull - effort
+            )
         return reward, np.where(reached, nearest, -1)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

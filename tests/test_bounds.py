@@ -1,0 +1,136 @@
+"""The exact grid solver and the composition bounds, checked against closed forms and each other."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from skillbank.bounds import composition_bounds, verdict, weighted_divergence
+from skillbank.envs.multigoal import MultiGoalEnv
+from skillbank.oracle import GridModel, OraclePolicy
+from skillbank.tasks import load_task
+
+CORNERS = [[5, 5], [5, -5], [-5, 5], [-5, -5]]
+EAST, NORTH, WEST = [1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 1, 1]
+
+
+def corner(weights, task_weights=None) -> MultiGoalEnv:
+    return MultiGoalEnv(goals=CORNERS, goal_weights=weights, task_weights=task_weights)
+
+
+def test_soft_value_iteration_matches_the_closed_form_and_converges_at_second_order():
+    # No reachable goal and no distance cost: Q = -30 |a|^2 + gamma V with V constant, so
+    # V = alpha log Z / (1 - gamma), Z = (sqrt(pi alpha / 30) erf(sqrt(30 / alpha)))^2.
+    env = MultiGoalEnv(goals=[[100, 100]], goal_reward=0.0, distance_cost=0.0)
+    alpha, gamma = 10.0, 0.9
+    exact = alpha * math.log((math.sqrt(math.pi * alpha / 30) * math.erf(math.sqrt(30 / alpha))) ** 2) / (1 - gamma)
+    errors = []
+    for points in (5, 9, 17):
+        grid = GridModel(env, spacing=1.0, action_points=points)
+        solution = grid.solve(grid.reward(), alpha, gamma, tol=1e-12)
+        assert solution.v.max() - solution.v.min() < 1e-9  # state-independent, as it must be
+        errors.append(abs(solution.v.mean().item() - exact))
+    assert errors[2] < errors[1] < errors[0]
+    assert 3.0 < errors[0] / errors[1] < 5.0 and 3.0 < errors[1] / errors[2] < 5.0  # trapezoid: O(h^2)
+
+
+def test_solution_converges_as_the_grid_is_refined():
+    values = []
+    for spacing, points in ((1.0, 3), (0.5, 5), (0.25, 9)):
+        grid = GridModel(corner(EAST), spacing, points)
+        solution = grid.solve(grid.reward(), 10.0, 0.99)
+        coarse = np.array([[x, y] for x in range(-7, 8) for y in range(-7, 8)], float)
+        values.append(grid.interpolate(solution.v, coarse))
+    first, second = (values[0] - values[2]).abs().max(), (values[1] - values[2]).abs().max()
+    assert second < 0.5 * first
+
+
+def test_solution_is_a_fixed_point_and_the_policy_is_soft_optimal():
+    grid = GridModel(corner(EAST), 0.5, 5)
+    reward = grid.reward()
+    solution = grid.solve(reward, 1.0, 0.99, tol=1e-12)
+    backup = reward + 0.99 * grid.next_expectation(grid.soft_value(solution.q, 1.0))
+    assert torch.allclose(backup, solution.q, atol=1e-8)
+    # The Boltzmann policy of Q* evaluated with its entropy bonus gives back Q*; a sharper one less.
+    policy = grid.policy(solution.q, 1.0)
+    assert torch.allclose(grid.evaluate(reward, policy, 0.99, alpha=1.0, tol=1e-12).q, solution.q, atol=1e-6)
+    sharper = grid.policy(solution.q, 0.5)
+    assert (grid.evaluate(reward, sharper, 0.99, alpha=1.0).v <= solution.v + 1e-6).all()
+
+
+def test_one_step_identity_and_exact_gap_recursion():
+    grid = GridModel(corner(EAST), 0.5, 5)
+    alpha, gamma, weights = 1.0, 0.99, [0.3, 0.7]
+    q1, q2 = (grid.solve(grid.reward(corner(w)), alpha, gamma, tol=1e-12).q for w in (EAST, NORTH))
+    q_sigma = 0.3 * q1 + 0.7 * q2
+    g = weighted_divergence(grid, [q1, q2], weights, alpha)
+    v = lambda q: grid.soft_value(q, alpha)  # noqa: E731
+    assert torch.allclose(v(q_sigma), 0.3 * v(q1) + 0.7 * v(q2) - g, atol=1e-9)  # V_Sigma = sum w V_k - G
+    assert (g >= -1e-12).all()  # Hölder
+    q_star = grid.solve(grid.reward(corner([EAST, NORTH], weights)), alpha, gamma, tol=1e-12).q
+    delta = q_sigma - q_star
+    recursion = gamma * grid.next_expectation(g + v(q_sigma) - v(q_star))
+    assert torch.allclose(delta, recursion, atol=1e-7)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 4.0])
+def test_oracle_bounds_hold_at_every_grid_point(alpha):
+    grid = GridModel(corner(EAST), 0.5, 5)
+    qs = [grid.solve(grid.reward(corner(w)), alpha, 0.99).q for w in (EAST, NORTH)]
+    bounds = composition_bounds(grid, qs, alpha, 0.99, combined_reward=grid.reward(corner([EAST, NORTH])))
+    error, slack = bounds.true_error, 1e-4 * (1 + bounds.q_star.abs())
+    assert (bounds.lower <= error + slack).all()  # L1 <= Q_Sigma - Q*_C
+    assert (error <= bounds.c_pi + slack).all()  # <= C_pi
+    assert (bounds.c_pi <= bounds.c_star + slack).all()  # <= C* (tight) <= C* (paper)
+    assert (bounds.c_star <= bounds.c_star_paper + slack).all()
+    assert (error >= -slack).all()  # Q_Sigma >= Q*_C >= Q_Sigma - C*
+    assert (bounds.policy_gap <= bounds.d_star + slack).all()  # Q^{pi_Sigma} >= Q*_C - D*
+    summary = bounds.summary(grid)
+    assert summary["paper_bound_violation_fraction"] == 0 and summary["sandwich_violation_fraction"] == 0
+    assert summary["C_star_paper_tightness"] < 0.01  # the paper's bound is orders of magnitude looser
+
+
+@pytest.mark.parametrize(("alpha", "spacing", "points"), [(10.0, 0.5, 5), (4.0, 0.5, 5), (1.0, 0.25, 9)])
+def test_c_pi_is_tight_on_east_north(alpha, spacing, points):
+    # Sharp policies (small alpha) need a finer action grid to be resolved at all.
+    grid = GridModel(corner(EAST), spacing, points)
+    qs = [grid.solve(grid.reward(corner(w)), alpha, 0.99).q for w in (EAST, NORTH)]
+    bounds = composition_bounds(grid, qs, alpha, 0.99, combined_reward=grid.reward(corner([EAST, NORTH])))
+    assert bounds.summary(grid)["C_pi_tightness"] >= 0.4
+
+
+def test_bounds_for_three_weighted_skills():
+    grid = GridModel(corner(EAST), 0.5, 5)
+    tasks, weights = [EAST, NORTH, WEST], [0.5, 0.3, 0.2]
+    qs = [grid.solve(grid.reward(corner(w)), 1.0, 0.99).q for w in tasks]
+    bounds = composition_bounds(grid, qs, 1.0, 0.99, weights, grid.reward(corner(tasks, weights)))
+    slack = 1e-4 * (1 + bounds.q_star.abs())
+    assert (bounds.lower <= bounds.true_error + slack).all() and (bounds.true_error <= bounds.c_pi + slack).all()
+
+
+def test_verdict_accepts_east_north_and_flags_east_west():
+    grid = GridModel(corner(EAST), 0.5, 5)
+    verdicts = {}
+    for name, pair in (("north", NORTH), ("west", WEST)):
+        qs = [grid.solve(grid.reward(corner(w)), 10.0, 0.99).q for w in (EAST, pair)]
+        bounds = composition_bounds(grid, qs, 10.0, 0.99)
+        verdicts[name] = verdict(bounds.summary(grid))
+    assert verdicts["north"]["verdict"] == "trustworthy"
+    assert verdicts["west"]["verdict"] == "untrustworthy" and "--op or" in verdicts["west"]["advice"]
+
+
+def test_oracle_policy_reaches_the_shared_goal():
+    env = load_task("corner-east-north").make_env()
+    grid = GridModel(env, 0.5, 5)
+    policy = OraclePolicy(grid, grid.solve(grid.reward(), 10.0, 0.99).q, 10.0)
+    generator = torch.Generator().manual_seed(0)
+    ends = []
+    for episode in range(10):
+        obs, _ = env.reset(seed=episode)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(policy.act(obs, generator))
+            done = terminated or truncated
+        ends.append(info["goal"])
+    assert ends.count(0) >= 8  # goal 0 is (5, 5)
