@@ -105,6 +105,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SkillbankError(f"cannot plot {skill.ref}: {error}") from error
     print(f"wrote {out}")
+    if skill.description.get("algorithm") == "composite":
+        from skillbank.evaluate import rollouts
+        from skillbank.plot import plot_bound_maps
+
+        report = composite_bounds(skill, [], spacing=args.spacing)
+        if report is not None:
+            paths = rollouts(skill, args.episodes, seed=args.seed)
+            maps = plot_bound_maps(report, out.with_name(out.stem + "-bounds.png"), skill.ref, paths)
+            print(f"wrote {maps}")
     return 0
 
 
@@ -382,11 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_positive, default=0, help="seed of the rollouts (default 0)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
 
-    p = add("plot", "plot rollouts and Q-value contours with sampled actions (SQL paper, Fig. 3)", cmd_plot)
+    p = add("plot", "plot rollouts and Q contours with sampled actions (SQL paper, Fig. 3); for composites "
+            "also maps of the true error beside its bounds (NAME-vN-bounds.png)", cmd_plot)  # fmt: skip
     p.add_argument("ref", help="skill reference")
     p.add_argument("--out", type=Path, help="PNG file to write (default: NAME-vN.png)")
     p.add_argument("--episodes", type=_positive, default=50, help="rollouts to draw (default 50)")
     p.add_argument("--seed", type=_positive, default=0, help="seed of the rollouts and samples (default 0)")
+    p.add_argument("--spacing", type=float, default=0.2, help="grid spacing of a composite's bound maps")
 
     p = add("compose", "compose registered skills into a new one and register it with its lineage", cmd_compose)
     p.add_argument("refs", nargs="+", metavar="REF", help="skill references (two or more)")

@@ -19,9 +19,10 @@ from skillbank.skill import Skill  # noqa: E402
 PAPER_STATES: tuple[tuple[float, float], ...] = ((-2.5, 0.0), (0.0, 0.0), (2.5, 2.5))
 
 
-def save_figure(fig: plt.Figure, out: str | Path) -> Path:
+def save_figure(fig: plt.Figure, out: str | Path, tight: bool = True) -> Path:
     """Write ``fig`` as a PNG (creating the folder) and free it."""
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
@@ -91,13 +92,14 @@ def plot_lineage(graph: nx.DiGraph, out: str | Path) -> Path:
     return save_figure(fig, out)
 
 
-def plot_bound_maps(report, out: str | Path, title: str = "", paths=None) -> Path:
+def plot_bound_maps(report, out: str | Path, title: str = "", paths=None, oracle: bool = False) -> Path:
     """Maps over the state plane, under the composite policy: the true error ``Q_Sigma - Q*_C``
-    beside the bounds L1, C_pi and C* (log colour scale, one scale for all), optionally with
-    rollouts of the composite in the first panel."""
+    beside the bounds L1, C_pi and C* (log colour scale, one scale for all; a negative error, where
+    the composite is pessimistic, shows as the darkest colour), optionally with rollouts of the
+    composite in the first panel. ``oracle`` draws the bounds of the exact constituents instead."""
     from matplotlib.colors import LogNorm
 
-    grid, bounds = report.grid, report.learned
+    grid, bounds = report.grid, report.oracle if oracle else report.learned
     panels = [("true error Q_Σ − Q*_C", bounds.true_error), ("lower bound L1", bounds.lower)]
     panels += [("upper bound C_π", bounds.c_pi), ("C* (paper, α·D½)", bounds.c_star_paper)]
     maps = [bounds.at_states(values).reshape(grid.n, grid.n).numpy().T for _, values in panels]
@@ -119,10 +121,5 @@ def plot_bound_maps(report, out: str | Path, title: str = "", paths=None) -> Pat
         for goal, weight in zip(grid.env.goals, weights):
             ax.add_patch(plt.Circle(goal, grid.env.goal_radius, fill=False, color="r" if weight > 0 else "0.5"))
     fig.colorbar(shown, ax=list(axes), shrink=0.8, label="reward units, E over π_Σ")
-    if title:
-        fig.suptitle(title)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    fig.suptitle(f"{title} ({'exact' if oracle else 'learned'} constituents)")
+    return save_figure(fig, out, tight=False)
