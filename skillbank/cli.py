@@ -352,8 +352,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from skillbank.demo import run_demo
 
     summary = run_demo(_registry(args), args.out, progress=not args.no_progress)
+    text = summary.pop("text")
     if args.json:
         _print_json(summary)
+    else:
+        print(text)
     return 0
 
 

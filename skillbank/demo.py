@@ -46,7 +46,8 @@ def _say(message: str) -> None:
 
 
 def run_demo(registry: Registry, out: str | Path = "demo", progress: bool = True) -> dict[str, Any]:
-    """Run the demo and return its summary (also written to ``out/summary.json``)."""
+    """Run the demo and return its summary (also written to ``out/summary.json``), with a readable
+    version under ``"text"``."""
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -110,7 +111,7 @@ def run_demo(registry: Registry, out: str | Path = "demo", progress: bool = True
         "constituents": [east.ref, north.ref],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
-    print(
+    summary["text"] = (
         f"east + north composite (mean of Q), {EPISODES} rollouts each, ending at (5, 5):\n"
         f"  composite {summary['composite_success_rate']:.2f}   "
         f"directly trained {summary['direct_success_rate'] if summary['direct_success_rate'] is not None else 'n/a'}"

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +162,14 @@ def test_compose_refuses_bad_input_without_touching_the_store(corner_store, caps
     assert main(["compose", "corner-east", "nope", "--name", "x", "--store", str(corner_store)]) == 2
     assert main(["compose", "corner-east", "corner-north", "--name", "../x", "--store", str(corner_store)]) == 2
     assert Registry(corner_store).list() == before
+
+
+def test_demo_on_the_shipped_store(tmp_path, capsys):
+    store = Path(__file__).resolve().parents[1] / "skills_store"
+    assert main(["demo", "--out", str(tmp_path), "--json", "--no-progress", "--store", str(store)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["composite_success_rate"] >= 0.8  # east + north, zero-shot, ends at (5, 5)
+    assert summary["oracle_bound_violation_fraction"] == 0 and summary["oracle_tightness_C_pi"] >= 0.4
+    assert 0 <= summary["bound_violation_fraction"] <= 1 and summary["bound_max"] > summary["true_error_max"]
+    assert summary["verdict"] == "trustworthy"
+    assert {p.name for p in tmp_path.iterdir()} >= {"summary.json", "east_north_bounds.png", "east_north_composite.png"}
