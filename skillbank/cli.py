@@ -299,7 +299,6 @@ def _verdict_line(summary: dict[str, Any]) -> str:
 def cmd_bound(args: argparse.Namespace) -> int:
     from skillbank.bounds import bound_report
     from skillbank.compose import check_compatible
-    from skillbank.evaluate import make_skill_env
 
     registry = _registry(args)
     skills = [registry.load(ref) for ref in args.refs]
@@ -321,7 +320,7 @@ def cmd_bound(args: argparse.Namespace) -> int:
         region = None
     report = bound_report(
         [s.q for s in skills], combined, skills[0].alpha, skills[0].gamma, weights,
-        constituent_envs=[make_skill_env(s).unwrapped for s in skills], region=region,
+        constituent_envs=_constituent_envs(skills), region=region,
         spacing=args.spacing, action_points=args.action_points, tolerance=args.tolerance,
     )  # fmt: skip
     summary = {"constituents": [s.ref for s in skills], **report.summary}

@@ -18,7 +18,7 @@ import numpy as np
 
 from skillbank.bounds import bound_report
 from skillbank.compose import compose, sampler_total_variation, union_replay
-from skillbank.errors import NotFoundError
+from skillbank.errors import NotFoundError, SkillbankError
 from skillbank.evaluate import make_skill_env, rollouts, summarise
 from skillbank.oracle import OraclePolicy
 from skillbank.plot import plot_bound_maps, plot_multigoal
@@ -69,7 +69,7 @@ def run_demo(registry: Registry, out: str | Path = "demo", progress: bool = True
     _say("bounding the composite against the exact optimum (grid solver) ...")
     try:
         region = union_replay([registry.replay_buffer(s.ref) for s in (east, north)]).observations.numpy()
-    except Exception:  # skills without stored replay: the summary then covers the whole plane
+    except SkillbankError:  # skills without stored replay: the summary then covers the whole plane
         region = None
     report = bound_report(
         [east.q, north.q], env.unwrapped, composite.alpha, composite.gamma,
