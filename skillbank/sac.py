@@ -55,10 +55,14 @@ class SAC(OffPolicyAlgorithm):
             env, skill, hyperparameters, seed,
             q_hidden=list(hidden), critics=2, q_output_scale=1.0, sampler="gaussian", sampler_hidden=list(hidden),
         )  # fmt: skip
-        self.q_optimizer = torch.optim.Adam(self.skill.q.parameters(), lr=q_lr)
-        self.policy_optimizer = torch.optim.Adam(self.skill.sampler.parameters(), lr=policy_lr)
         self.log_alpha = torch.tensor(math.log(self.skill.alpha), requires_grad=autotune)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=alpha_lr) if autotune else None
+        # Fused Adam: one kernel per parameter group instead of a loop over tensors. The policy and
+        # the temperature share an optimizer (separate groups): their losses touch disjoint parameters.
+        self.q_optimizer = torch.optim.Adam(self.skill.q.parameters(), lr=q_lr, fused=True)
+        policy_groups = [{"params": self.skill.sampler.parameters(), "lr": policy_lr}]
+        if autotune:
+            policy_groups.append({"params": [self.log_alpha], "lr": alpha_lr})
+        self.policy_optimizer = torch.optim.Adam(policy_groups, fused=True)
 
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         obs, actions, rewards, next_obs, terminals = batch
@@ -77,20 +81,19 @@ class SAC(OffPolicyAlgorithm):
         q_loss.backward()
         self.q_optimizer.step()
 
-        # J_pi = E[alpha log pi(a|s) - Q(s, a)], a reparameterised.
+        # J_pi = E[alpha log pi(a|s) - Q(s, a)], a reparameterised. The critics are frozen for this
+        # pass: only the action gradient is needed, so their weight gradients are never computed.
         new_actions, log_pi = policy.sample_with_log_prob(obs, torch.randn(shape, generator=self.rng))
+        q.requires_grad_(False)
         policy_loss = (alpha * log_pi - q(obs, new_actions).min(0).values).mean()
+        q.requires_grad_(True)
+        # J(alpha) = E[-alpha (log pi + H_target)].
+        if hp["autotune"]:
+            policy_loss = policy_loss - (self.log_alpha.exp() * (log_pi.detach() + hp["target_entropy"])).mean()
         self.policy_optimizer.zero_grad(set_to_none=True)
         policy_loss.backward()
         self.policy_optimizer.step()
-
-        # J(alpha) = E[-alpha (log pi + H_target)].
-        if self.alpha_optimizer is not None:
-            alpha_loss = -(self.log_alpha.exp() * (log_pi.detach() + hp["target_entropy"])).mean()
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_optimizer.step()
-            self.skill.alpha = float(self.log_alpha.detach().exp())
+        self.skill.alpha = float(self.log_alpha.detach().exp())
 
         with torch.no_grad():
             for target, source in zip(self.q_target.parameters(), q.parameters()):

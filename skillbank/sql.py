@@ -114,8 +114,14 @@ class SQL(OffPolicyAlgorithm):
             env, skill, hyperparameters, seed,
             q_hidden=list(hidden), critics=1, q_output_scale=alpha, sampler="svgd", sampler_hidden=list(hidden),
         )  # fmt: skip
-        self.q_optimizer = torch.optim.Adam(self.skill.q.parameters(), lr=q_lr)
-        self.sampler_optimizer = torch.optim.Adam(self.skill.sampler.parameters(), lr=sampler_lr)
+        # One fused Adam (two parameter groups) steps both networks in a single kernel per group.
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": self.skill.q.parameters(), "lr": q_lr},
+                {"params": self.skill.sampler.parameters(), "lr": sampler_lr},
+            ],
+            fused=True,
+        )
 
     @torch.no_grad()
     def soft_bellman_target(self, rewards: torch.Tensor, next_obs: torch.Tensor, terminals: torch.Tensor):
@@ -126,7 +132,8 @@ class SQL(OffPolicyAlgorithm):
         next_value = soft_value_uniform(self.q_target(next_obs, uniform * 2 - 1)[0], self.skill.action_dim)
         return rewards / hp["alpha"] + hp["gamma"] * (1 - terminals) * next_value
 
-    def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    def losses(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. (11) and eq. (13) on one batch: ``(q_loss, sampler_loss, td_error)``."""
         obs, actions, rewards, next_obs, terminals = batch
         hp, q, sampler = self.hyperparameters, self.skill.q, self.skill.sampler
 
@@ -136,14 +143,18 @@ class SQL(OffPolicyAlgorithm):
 
         # Eq. (13): SVGD direction at the sampler's particles, pushed through the network.
         sampler_loss = svgd_sampler_loss(q, sampler, obs, hp["kernel_particles"], self.kernel_fixed, self.rng)
+        return q_loss, sampler_loss, td_error
 
-        self.q_optimizer.zero_grad(set_to_none=True)
-        q_loss.backward()
-        self.q_optimizer.step()
-        self.sampler_optimizer.zero_grad(set_to_none=True)
-        sampler_loss.backward()
-        self.sampler_optimizer.step()
+    def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
+        q_loss, sampler_loss, td_error = self.losses(batch)
+        # The two losses touch disjoint parameters (the SVGD direction is detached from Q), so one
+        # backward pass of their sum gives each network exactly its own gradient.
+        self.optimizer.zero_grad(set_to_none=True)
+        (q_loss + sampler_loss).backward()
+        self.optimizer.step()
 
-        if (self.num_updates + 1) % hp["target_update_interval"] == 0:
-            self.q_target.load_state_dict(q.state_dict())
+        if (self.num_updates + 1) % self.hyperparameters["target_update_interval"] == 0:
+            with torch.no_grad():
+                for target, source in zip(self.q_target.parameters(), self.skill.q.parameters()):
+                    target.copy_(source)
         return {"q_loss": q_loss.item(), "td_abs": td_error.abs().mean().item()}
