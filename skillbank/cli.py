@@ -159,10 +159,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  metrics: {json.dumps(shown)}")
     bounds = meta.get("bounds")
     if bounds:
-        learned, v = bounds["learned"], bounds["verdict"]
+        est, v = bounds.get("learned") or bounds["sampled"], bounds["verdict"]
+        true = f"true {est['true_error_start']:.4g}" if "true_error_start" in est else "sampled estimate"
         print(
-            f"  error bar at the start: {learned['L1_start']:.4g} <= Q_Σ - Q*_C <= {learned['C_pi_start']:.4g} "
-            f"(true {learned['true_error_start']:.4g}); verdict {v['verdict']}: {v['advice']}"
+            f"  error bar at the start: {est['L1_start']:.4g} <= Q_Σ - Q*_C <= {est['C_pi_start']:.4g} "
+            f"({true}); verdict {v['verdict']}: {v['advice']}"
         )
     print(f"  tags: {', '.join(info['tags']) or '-'}")
     for parent in info["parents"]:
@@ -256,6 +257,45 @@ def composite_bounds(skill, parts: list, registry=None, tolerance: float | None 
     )  # fmt: skip
 
 
+def _replay_or_none(registry, skills: list):
+    try:
+        return _replay_union(registry, [s.ref for s in skills])
+    except SkillbankError:
+        return None
+
+
+def sampled_bounds(
+    skills: list,
+    weights: list[float],
+    replay,
+    tolerance: float | None = None,
+    steps: int = 3000,
+    fits: int = 3,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Bounds of the weighted mean of ``skills`` estimated from their replay union ``replay`` (any task)."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from skillbank.bounds import sample_bounds, sample_verdict
+    from skillbank.evaluate import make_skill_env
+
+    if replay is None:
+        raise SkillbankError("sampled bounds need the constituents' replay buffers; train them with --keep-replay")
+    env = make_skill_env(skills[0])
+    starts = torch.as_tensor(np.stack([env.reset(seed=seed + i)[0] for i in range(32)]), dtype=torch.float32)
+    n = len(replay)
+    transitions = (replay.observations[:n], replay.actions[:n], replay.next_observations[:n], replay.terminals[:n])
+    with tqdm(total=fits * steps, disable=not progress, desc="sampled bounds", unit="step") as bar:
+        sampled = sample_bounds(
+            [s.q for s in skills], weights, skills[0].alpha, skills[0].gamma, transitions, starts,
+            fits=fits, steps=steps, seed=seed, progress=bar.update,
+        )  # fmt: skip
+    return {"sampled": sampled, "verdict": sample_verdict(sampled, tolerance)}
+
+
 def cmd_compose(args: argparse.Namespace) -> int:
     from skillbank.compose import compose
     from skillbank.evaluate import make_skill_env, rollouts, save_rollouts, summarise
@@ -277,6 +317,11 @@ def cmd_compose(args: argparse.Namespace) -> int:
     report = composite_bounds(skill, skills, registry, args.tolerance, args.spacing)
     if report is not None:
         skill.description["bounds"] = report.summary
+    elif args.op in ("sum", "mean") and (replay := replay or _replay_or_none(registry, skills)) is not None:
+        skill.description["bounds"] = sampled_bounds(
+            skills, skill.description["composition"]["weights"], replay, args.tolerance,
+            progress=not args.no_progress, seed=args.seed,
+        )  # fmt: skip
     parents = [Parent(s.ref, "constituent", {"weight": w}) for s, w in zip(skills, skill.q.weights)]
     with tempfile.TemporaryDirectory() as tmp:
         ref = registry.register(
@@ -286,8 +331,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
     metrics = skill.description["metrics"]
     shown = {k: metrics[k] for k in ("mean_return", "success_rate", "goal_counts") if k in metrics}
     print(f"registered {ref}: {json.dumps(shown)}")
-    if report is not None:
-        print(_verdict_line(report.summary))
+    if "bounds" in skill.description:
+        print(_verdict_line(skill.description["bounds"]))
     return 0
 
 
@@ -309,8 +354,27 @@ def cmd_bound(args: argparse.Namespace) -> int:
 
     weights = operator_weights("mean", args.weights, len(skills))
     task = combined_task(skills, "mean", weights)
-    if skills[0].action_dim != 2 or task["env_id"] != "skillbank/MultiGoal-v0":
-        raise SkillbankError("exact bounds need 2-D MultiGoal skills; other tasks are not supported yet")
+    if args.sampled or skills[0].action_dim != 2 or task["env_id"] != "skillbank/MultiGoal-v0":
+        summary = {"constituents": [s.ref for s in skills]}
+        replay = _replay_or_none(registry, skills)
+        summary.update(sampled_bounds(skills, weights, replay, args.tolerance, args.steps, args.fits, not args.json))
+        if args.json:
+            _print_json(summary)
+            return 0
+        est = summary["sampled"]
+        print(
+            f"composite {' + '.join(f'{w:g}*{s.ref}' for w, s in zip(weights, skills))}, estimated from "
+            f"{est['estimator']['transitions']} replay transitions ({est['estimator']['fits']} bootstrap fits)"
+        )
+        print(f"  {'':8} {'L1':>16} {'C_pi':>16} {'C*':>16} {'C* paper':>16} {'D*':>16}")
+        for stat in ("start", "mean"):
+            cells = []
+            for m in ("L1", "C_pi", "C_star", "C_star_paper", "D_star"):
+                sd = est[f"{m}_{stat}_std"]
+                cells.append(f"{est[f'{m}_{stat}']:.4g}" + ("" if sd is None else f" ± {sd:.2g}"))
+            print(f"  {stat:8} " + " ".join(f"{c:>16}" for c in cells))
+        print(_verdict_line(summary))
+        return 0
     import gymnasium as gym
 
     combined = gym.make(task["env_id"], **task["env_kwargs"]).unwrapped
@@ -428,6 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action-points", type=int, default=11, help="action grid points per axis (default 11)")
     p.add_argument("--tolerance", type=float, help="verdict tolerance in reward units (default 5%% of |V|)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument("--sampled", action="store_true",
+                   help="estimate the bounds from the constituents' replay buffers by fitted TD, with their spread "
+                        "(the default, and the only way, for tasks other than 2-D MultiGoal)")  # fmt: skip
+    p.add_argument("--steps", type=_positive, default=3000, help="TD steps per sampled fit (default 3000)")
+    p.add_argument("--fits", type=_positive, default=3, help="bootstrap fits of the sampled estimate (default 3)")
 
     p = add("demo", "compose the shipped east and north skills, evaluate, bound and plot them", cmd_demo)
     p.add_argument("--out", type=Path, default=Path("demo"), help="folder for figures and summary (default demo/)")

@@ -134,3 +134,49 @@ def test_oracle_policy_reaches_the_shared_goal():
             done = terminated or truncated
         ends.append(info["goal"])
     assert ends.count(0) >= 8  # goal 0 is (5, 5)
+
+
+# ----- the sample-based estimator (any task) ------------------------------------------------------
+def _random_transitions(n: int = 400, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.rand(n, 2, generator=g) * 14 - 7
+    actions = torch.rand(n, 2, generator=g) * 2 - 1
+    return obs, actions, (obs + actions).clamp(-7, 7), (torch.rand(n, generator=g) < 0.05).float()
+
+
+def _random_q(seed: int):
+    from skillbank.networks import SoftQ
+
+    torch.manual_seed(seed)
+    return SoftQ(2, 2, [16, 16])
+
+
+def test_sampled_divergence_is_never_negative_and_zero_for_identical_skills():
+    from skillbank.bounds import _particle_values
+
+    states = torch.rand(300, 2) * 14 - 7
+    g = torch.Generator().manual_seed(0)
+    different = _particle_values([_random_q(0), _random_q(1)], [0.3, 0.7], 0.5, states, 16, g)
+    assert (different["divergence"] >= -1e-9).all()  # Hölder holds for every draw of shared particles
+    assert different["divergence"].mean() > 1e-3
+    same = _particle_values([_random_q(0), _random_q(0)], [0.5, 0.5], 0.5, states, 16, g)
+    assert same["divergence"].abs().max() < 1e-9
+    torch.testing.assert_close(same["policy"].sum(-1), torch.ones(300))
+
+
+def test_sample_bounds_vanish_for_identical_skills_and_report_their_spread():
+    from skillbank.bounds import sample_bounds, sample_verdict
+
+    starts = torch.zeros(4, 2)
+    kwargs = dict(fits=2, steps=400, batch_size=64, particles=16)
+    same = sample_bounds([_random_q(0), _random_q(0)], None, 1.0, 0.9, _random_transitions(), starts, **kwargs)
+    for name in ("L1", "C_pi", "C_star", "D_star"):
+        assert abs(same[f"{name}_start"]) < 0.05, (name, same[f"{name}_start"])
+    assert same["estimator"]["fits"] == 2 and same["C_pi_start_std"] is not None
+    different = sample_bounds([_random_q(0), _random_q(1)], None, 1.0, 0.9, _random_transitions(), starts, **kwargs)
+    assert different["divergence_start"] > 0.01
+    assert different["L1_mean"] > 10 * abs(same["L1_mean"])
+    cautious = sample_verdict(different, tolerance=0.0)
+    assert cautious["verdict"] == "untrustworthy"
+    assert cautious["error_at_most"] >= different["C_pi_start"]
+    assert sample_verdict(same, tolerance=1.0)["verdict"] == "trustworthy"
