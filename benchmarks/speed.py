@@ -273,9 +273,8 @@ def main() -> None:
     for row in profile:
         print(f"  {row['op']:40} {row['share']:6.1%}  {row['calls_per_update']} calls")
     m = result["memory"]
-    print(
-        f"\n1M-transition Ant buffer: {m['buffer_gb']:.3f} GB; peak RSS training with it {m['training_peak_rss_gb']:.3f} GB"
-    )
+    print(f"\n1M-transition Ant buffer: {m['buffer_gb']:.3f} GB", end="; ")
+    print(f"peak resident memory of a training run with it: {m['training_peak_rss_gb']:.3f} GB")
 
 
 if __name__ == "__main__":
