@@ -18,7 +18,6 @@ Everything here is computed exactly on a :class:`~skillbank.oracle.GridModel` (2
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from skillbank.oracle import GridModel
+from skillbank.skill import soft_value_uniform
 
 TOLERANCE = 1e-6  # solver tolerance, in reward units; inequalities are checked up to 10x this
 
@@ -280,9 +280,8 @@ def _particle_values(qs, weights, alpha, states, particles, generator, chunk=204
         q_k = torch.stack([q.values(block, actions) for q in qs]).double()  # (K, B, P)
         w = torch.tensor(weights, dtype=q_k.dtype)[:, None, None]
         q_sigma = (w * q_k).sum(0)
-        log_volume = d * math.log(2.0) - math.log(particles)
-        v_k = alpha * (torch.logsumexp(q_k / alpha, -1) + log_volume)
-        v_sigma = alpha * (torch.logsumexp(q_sigma / alpha, -1) + log_volume)
+        v_k = alpha * soft_value_uniform(q_k / alpha, d)
+        v_sigma = alpha * soft_value_uniform(q_sigma / alpha, d)
         out["actions"].append(actions)
         out["divergence"].append((w[:, :, 0] * v_k).sum(0) - v_sigma)
         out["value"].append(v_sigma)
@@ -345,15 +344,15 @@ def sample_bounds(
             i = torch.randint(0, n, (batch_size,), generator=g)
             with torch.no_grad():
                 later = target(nxt["actions"][i], context=s2[i])[0]  # (B, P, 4) at s' particles
-                policy = nxt["policy"][i].unsqueeze(-1)
-                on_policy = (policy * later).sum(1)  # E_{a'~pi_Sigma}
-                continuation = (gamma * (1 - done[i]))[:, None]
+                c_pi, c_star, d_star = later[..., 1], later[..., 2], later[..., 3]
+                policy = nxt["policy"][i]  # E_{a'~pi_Sigma} as weights on the particles
+                continuation = gamma * (1 - done[i])
                 y = torch.stack(
                     [
                         step[i],  # L1: one step, no continuation
-                        step[i] + continuation[:, 0] * on_policy[:, 1],  # C_pi
-                        step[i] + continuation[:, 0] * later[..., 2].max(1).values,  # C* (per-step G)
-                        continuation[:, 0] * (policy[..., 0] * (2 * later[..., 2] + later[..., 3])).sum(1),  # D*
+                        step[i] + continuation * (policy * c_pi).sum(1),
+                        step[i] + continuation * c_star.max(1).values,  # per-step G
+                        continuation * (policy * (2 * c_star + d_star)).sum(1),  # C*_paper = 2 C*
                     ],
                     -1,
                 )

@@ -244,10 +244,8 @@ def composite_bounds(skill, parts: list, registry=None, tolerance: float | None 
         return None
     region = None
     if registry is not None and all(composition.get("constituents") or [None]):
-        try:
-            region = _replay_union(registry, composition["constituents"]).observations.numpy()
-        except SkillbankError:
-            region = None
+        replay = _replay_or_none(registry, composition["constituents"])
+        region = None if replay is None else replay.observations.numpy()
     base = skill.q.parts
     weights = composition["weights"]
     return bound_report(
@@ -257,9 +255,9 @@ def composite_bounds(skill, parts: list, registry=None, tolerance: float | None 
     )  # fmt: skip
 
 
-def _replay_or_none(registry, skills: list):
+def _replay_or_none(registry, refs: list[str]):
     try:
-        return _replay_union(registry, [s.ref for s in skills])
+        return _replay_union(registry, refs)
     except SkillbankError:
         return None
 
@@ -317,11 +315,14 @@ def cmd_compose(args: argparse.Namespace) -> int:
     report = composite_bounds(skill, skills, registry, args.tolerance, args.spacing)
     if report is not None:
         skill.description["bounds"] = report.summary
-    elif args.op in ("sum", "mean") and (replay := replay or _replay_or_none(registry, skills)) is not None:
-        skill.description["bounds"] = sampled_bounds(
-            skills, skill.description["composition"]["weights"], replay, args.tolerance,
-            progress=not args.no_progress, seed=args.seed,
-        )  # fmt: skip
+    elif args.op in ("sum", "mean"):  # no grid: estimate from the replay buffers, where they exist
+        if replay is None:
+            replay = _replay_or_none(registry, [s.ref for s in skills])
+        if replay is not None:
+            skill.description["bounds"] = sampled_bounds(
+                skills, skill.description["composition"]["weights"], replay, args.tolerance,
+                progress=not args.no_progress, seed=args.seed,
+            )  # fmt: skip
     parents = [Parent(s.ref, "constituent", {"weight": w}) for s, w in zip(skills, skill.q.weights)]
     with tempfile.TemporaryDirectory() as tmp:
         ref = registry.register(
@@ -354,9 +355,9 @@ def cmd_bound(args: argparse.Namespace) -> int:
 
     weights = operator_weights("mean", args.weights, len(skills))
     task = combined_task(skills, "mean", weights)
+    replay = _replay_or_none(registry, [s.ref for s in skills])
     if args.sampled or skills[0].action_dim != 2 or task["env_id"] != "skillbank/MultiGoal-v0":
         summary = {"constituents": [s.ref for s in skills]}
-        replay = _replay_or_none(registry, skills)
         summary.update(sampled_bounds(skills, weights, replay, args.tolerance, args.steps, args.fits, not args.json))
         if args.json:
             _print_json(summary)
@@ -378,10 +379,7 @@ def cmd_bound(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     combined = gym.make(task["env_id"], **task["env_kwargs"]).unwrapped
-    try:
-        region = _replay_union(registry, [s.ref for s in skills]).observations.numpy()
-    except SkillbankError:
-        region = None
+    region = None if replay is None else replay.observations.numpy()
     report = bound_report(
         [s.q for s in skills], combined, skills[0].alpha, skills[0].gamma, weights,
         constituent_envs=_constituent_envs(skills), region=region,
