@@ -13,12 +13,14 @@ in ``docs/bounds.md``, each step checked numerically in ``tests/test_bounds.py``
     C*_paper    = the same with 2 G, i.e. alpha D_1/2: the paper's alpha = 1 bound, rescaled to alpha
     D*          = gamma E_{s'}[(1 - done) E_{a'~pi_Sigma}(C*_paper + D*)(s', a')]    >= Q*_C - Q^{pi_Sigma}
 
-Everything here is computed exactly on a :class:`~skillbank.oracle.GridModel` (2-D tasks).
+Everything here is computed exactly on a :class:`~skillbank.oracle.GridModel` (2-D tasks); for
+other tasks :func:`sample_bounds` estimates them from samples (rollouts and replay buffers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,14 +291,84 @@ def _particle_values(qs, weights, alpha, states, particles, generator, chunk=204
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+@torch.no_grad()
+def rollout_bounds(
+    qs: Sequence[torch.nn.Module],
+    weights: Sequence[float] | None,
+    alpha: float,
+    gamma: float,
+    make_env: Callable[[int], Any],
+    to_env_action: Callable[[np.ndarray], np.ndarray] | None = None,
+    *,
+    episodes: int = 100,
+    particles: int = 512,
+    horizon: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``L1`` and ``C_pi`` at the start states by Monte Carlo, with no fitted network.
+
+    ``C_pi`` is the composite policy's own evaluation of ``G``, so its value at a start state is
+    ``E[sum_{t>=1} gamma^t G(s_t)]`` along the composite's rollouts (until termination), and
+    ``L1 = E[gamma G(s_1)]``. ``episodes`` rollouts in ``make_env(horizon)`` environments (at most
+    ``horizon`` steps each, reset with seeds ``seed, seed + 1, ...``): at every state ``G`` by
+    importance sampling with ``particles`` uniform actions, and the action drawn from the same
+    particles by sampling-importance-resampling with the composite's weights. ``horizon``
+    defaults to where ``gamma^t`` falls below 1%. Returns the means over episodes with their
+    standard errors (``*_se``) and the start states.
+    """
+    weights = normalised_weights(weights, len(qs))
+    horizon = horizon or math.ceil(math.log(0.01) / math.log(gamma))
+    to_env_action = to_env_action or (lambda a: a)
+    g = torch.Generator().manual_seed(seed)
+    envs = [make_env(horizon) for _ in range(episodes)]
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
+    starts = torch.as_tensor(obs)
+    alive, ended = np.ones(episodes, dtype=bool), np.zeros(episodes, dtype=bool)
+    first, total = np.zeros(episodes), np.zeros(episodes)
+    here = _particle_values(qs, weights, alpha, starts, particles, g)
+    start_divergence, start_value = here["divergence"], here["value"]
+    for t in range(1, horizon + 1):
+        pick = torch.multinomial(here["policy"], 1, generator=g)[:, 0]
+        actions = here["actions"][torch.arange(episodes), pick].numpy()
+        counts = alive.copy()  # (1 - done) G(s_t): a terminal state adds nothing, a time-limit cut does
+        for i in np.flatnonzero(alive):
+            obs[i], _, terminated, cut, _ = envs[i].step(to_env_action(actions[i]))
+            ended[i], alive[i], counts[i] = terminated, not (terminated or cut), not terminated
+        here = _particle_values(qs, weights, alpha, torch.as_tensor(obs), particles, g)
+        step = gamma**t * here["divergence"].numpy() * counts
+        total += step
+        if t == 1:
+            first = step
+        if not alive.any():
+            break
+    sqrt_n = math.sqrt(episodes)
+    return {
+        "L1_start": float(first.mean()),
+        "L1_start_se": float(first.std(ddof=1) / sqrt_n) if episodes > 1 else None,
+        "C_pi_start": float(total.mean()),
+        "C_pi_start_se": float(total.std(ddof=1) / sqrt_n) if episodes > 1 else None,
+        "divergence_start": float(start_divergence.mean()),
+        "value_start": float(start_value.mean()),
+        "unfinished_fraction": float(1 - ended.mean()),  # cut by a time limit or the horizon
+        "episodes": episodes,
+        "particles": particles,
+        "horizon": horizon,
+        "start_states": starts,
+    }
+
+
 def sample_bounds(
     qs: Sequence[torch.nn.Module],
     weights: Sequence[float] | None,
     alpha: float,
     gamma: float,
     transitions: tuple[torch.Tensor, ...],
-    start_states: torch.Tensor,
+    make_env: Callable[[int], Any],
+    to_env_action: Callable[[np.ndarray], np.ndarray] | None = None,
     *,
+    episodes: int = 100,
+    rollout_particles: int = 512,
+    horizon: int | None = None,
     particles: int = 64,
     sample_size: int = 20_000,
     fits: int = 3,
@@ -310,19 +382,26 @@ def sample_bounds(
 ) -> dict[str, Any]:
     """``L1``, ``C_pi``, ``C*`` (both forms) and ``D*`` estimated from samples, for any task.
 
-    ``transitions`` are ``(obs, actions, next_obs, terminals)`` from the constituents' replay
-    buffers (at most ``sample_size`` of them). ``G(s')`` is estimated at every next state by
-    importance sampling with ``particles`` uniform actions. The four recursions of the module
-    docstring are then fitted jointly by TD: one network with one output per map and a
-    Polyak-averaged target; expectations under the composite policy use self-normalised
-    importance weights on the particles, and ``C*`` takes the max over them. ``fits``
-    independent fits, each on a bootstrap resample of the transitions with fresh particles, give
-    the estimator's spread: every ``*_start`` value (averaged over ``start_states`` under the
-    composite policy) comes with ``*_start_std``.
+    At the start states (resets of ``make_env(horizon)``), ``L1`` and ``C_pi`` come from the composite's
+    own rollouts (:func:`rollout_bounds`: unbiased, with standard errors as ``*_start_std``).
+    Over the data, and for ``C*`` and ``D*``, the four recursions of the module docstring are
+    fitted jointly by TD on ``transitions`` (``(obs, actions, next_obs, terminals)`` from the
+    constituents' replay buffers, at most ``sample_size`` of them): ``G(s')`` by importance
+    sampling with ``particles`` uniform actions, one network with one output per map and a
+    Polyak-averaged target, expectations under the composite policy by self-normalised
+    importance weights on the particles, and the max of ``C*`` over them. ``fits`` independent
+    fits, each on a bootstrap resample with fresh particles, give the fit's spread (``*_std``).
+    The fitted start values of ``L1`` and ``C_pi`` are kept as ``*_start_fit``: the fit sees the
+    composite's actions at the start only where the constituents' data happens to cover them.
     """
     from skillbank.networks import MLP
 
     weights = normalised_weights(weights, len(qs))
+    rollouts = rollout_bounds(
+        qs, weights, alpha, gamma, make_env, to_env_action,
+        episodes=episodes, particles=rollout_particles, horizon=horizon, seed=seed,
+    )  # fmt: skip
+    start_states = rollouts.pop("start_states")
     keep = torch.randperm(len(transitions[0]), generator=torch.Generator().manual_seed(seed))[:sample_size]
     obs, actions, next_obs, terminals = (t[keep].float() for t in transitions)
     n, d = len(obs), qs[0].act_dim
@@ -370,14 +449,16 @@ def sample_bounds(
             on_data = net(a.unsqueeze(1), context=s)[0, :, 0]
         run = {f"{name}_start": float(at_start[:, k].mean()) for k, name in enumerate(SAMPLE_MAPS)}
         run.update({f"{name}_mean": float(on_data[:, k].mean()) for k, name in enumerate(SAMPLE_MAPS)})
-        run["divergence_start"] = float(start["divergence"].mean())
-        run["value_start"] = float(start["value"].mean())
         runs.append(run)
     out: dict[str, Any] = {"weights": weights, "alpha": alpha, "gamma": gamma}
     out["estimator"] = {
         "method": "fitted TD on bootstrap resamples of the replay union",
         "transitions": n, "particles": particles, "fits": fits, "steps": steps, "hidden": list(hidden),
     }  # fmt: skip
+    out["rollouts"] = {
+        "method": "Monte Carlo rollouts of the composite policy from the start states",
+        **{k: rollouts[k] for k in ("episodes", "particles", "horizon", "unfinished_fraction")},
+    }
     for key in runs[0]:
         values = np.array([r[key] for r in runs])
         out[key] = float(values.mean())
@@ -387,16 +468,21 @@ def sample_bounds(
         out[f"C_star_paper_{suffix}_std"] = (
             None if out[f"C_star_{suffix}_std"] is None else 2 * out[f"C_star_{suffix}_std"]
         )
+    for name in ("L1", "C_pi"):
+        out[f"{name}_start_fit"], out[f"{name}_start_fit_std"] = out[f"{name}_start"], out[f"{name}_start_std"]
+        out[f"{name}_start"], out[f"{name}_start_std"] = rollouts[f"{name}_start"], rollouts[f"{name}_start_se"]
+    for key in ("divergence_start", "value_start"):
+        out[key], out[f"{key}_std"] = rollouts[key], None
     return out
 
 
 def sample_verdict(summary: dict[str, Any], tolerance: float | None = None) -> dict[str, Any]:
     """:func:`verdict` on a sampled summary, made conservative by the estimator's spread: the upper
-    bound is taken two standard deviations up, the lower two down."""
+    bound is taken two standard errors up, the lower two down."""
     spread = {k: summary.get(f"{k}_std") or 0.0 for k in ("L1_start", "C_pi_start")}
     cautious = dict(summary)
     cautious["L1_start"] = max(0.0, summary["L1_start"] - 2 * spread["L1_start"])
     cautious["C_pi_start"] = summary["C_pi_start"] + 2 * spread["C_pi_start"]
     out = verdict(cautious, tolerance)
-    out["basis"] = "sampled estimate: L1 - 2 sd and C_pi + 2 sd at the start states"
+    out["basis"] = "rollout estimate: L1 - 2 se and C_pi + 2 se at the start states"
     return out

@@ -272,24 +272,27 @@ def sampled_bounds(
     progress: bool = True,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Bounds of the weighted mean of ``skills`` estimated from their replay union ``replay`` (any task)."""
-    import numpy as np
-    import torch
+    """Bounds of the weighted mean of ``skills`` estimated from the composite's rollouts on the
+    combined task and from their replay union ``replay`` (any task)."""
+    import gymnasium as gym
     from tqdm.auto import tqdm
 
     from skillbank.bounds import sample_bounds, sample_verdict
-    from skillbank.evaluate import make_skill_env
+    from skillbank.compose import combined_task
 
     if replay is None:
         raise SkillbankError("sampled bounds need the constituents' replay buffers; train them with --keep-replay")
-    env = make_skill_env(skills[0])
-    starts = torch.as_tensor(np.stack([env.reset(seed=seed + i)[0] for i in range(32)]), dtype=torch.float32)
+    task = combined_task(skills, "mean", weights)
+
+    def make_env(horizon: int):
+        return gym.make(task["env_id"], max_episode_steps=horizon, **task.get("env_kwargs", {}))
+
     n = len(replay)
     transitions = (replay.observations[:n], replay.actions[:n], replay.next_observations[:n], replay.terminals[:n])
     with tqdm(total=fits * steps, disable=not progress, desc="sampled bounds", unit="step") as bar:
         sampled = sample_bounds(
-            [s.q for s in skills], weights, skills[0].alpha, skills[0].gamma, transitions, starts,
-            fits=fits, steps=steps, seed=seed, progress=bar.update,
+            [s.q for s in skills], weights, skills[0].alpha, skills[0].gamma, transitions, make_env,
+            skills[0].to_env_action, fits=fits, steps=steps, seed=seed, progress=bar.update,
         )  # fmt: skip
     return {"sampled": sampled, "verdict": sample_verdict(sampled, tolerance)}
 
@@ -364,8 +367,9 @@ def cmd_bound(args: argparse.Namespace) -> int:
             return 0
         est = summary["sampled"]
         print(
-            f"composite {' + '.join(f'{w:g}*{s.ref}' for w, s in zip(weights, skills))}, estimated from "
-            f"{est['estimator']['transitions']} replay transitions ({est['estimator']['fits']} bootstrap fits)"
+            f"composite {' + '.join(f'{w:g}*{s.ref}' for w, s in zip(weights, skills))}: L1 and C_pi at the start "
+            f"from {est['rollouts']['episodes']} rollouts (± standard error), the rest fitted on "
+            f"{est['estimator']['transitions']} replay transitions (± sd of {est['estimator']['fits']} bootstrap fits)"
         )
         print(f"  {'':8} {'L1':>16} {'C_pi':>16} {'C*':>16} {'C* paper':>16} {'D*':>16}")
         for stat in ("start", "mean"):

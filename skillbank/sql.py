@@ -22,6 +22,17 @@ from skillbank.skill import Skill, soft_value_uniform
 SQUASH_EPS = 1e-6
 
 
+def _rbf(xs: torch.Tensor, ys: torch.Tensor, h_min: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    diff = xs.unsqueeze(-2) - ys.unsqueeze(-3)
+    dist_sq = diff.pow(2).sum(-1)
+    flat = dist_sq.flatten(-2).detach()
+    # The public code's median: the (n // 2 + 1)-th largest of the n pairwise distances, i.e. the
+    # (n - n // 2)-th smallest (kthvalue is three times faster than topk here).
+    median_sq = flat.kthvalue(flat.shape[-1] - flat.shape[-1] // 2, dim=-1).values
+    h = (median_sq / math.log(xs.shape[-2])).clamp(min=h_min)[..., None, None]
+    return torch.exp(-dist_sq / h), diff, h
+
+
 def rbf_kernel(xs: torch.Tensor, ys: torch.Tensor, h_min: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
     """Adaptive isotropic RBF kernel ``k(x, y) = exp(-||x - y||^2 / h)`` and its gradient in x.
 
@@ -29,24 +40,23 @@ def rbf_kernel(xs: torch.Tensor, ys: torch.Tensor, h_min: float = 1e-3) -> tuple
     per batch row (floored at ``h_min``) and treated as a constant. Returns ``kappa`` (B, Kx, Ky)
     and ``grad_x kappa`` (B, Kx, Ky, d).
     """
-    diff = xs.unsqueeze(-2) - ys.unsqueeze(-3)
-    dist_sq = diff.pow(2).sum(-1)
-    flat = dist_sq.flatten(-2).detach()
-    # The public code's median: the (n // 2 + 1)-th largest of the n pairwise distances.
-    median_sq = flat.topk(flat.shape[-1] // 2 + 1, dim=-1).values[..., -1]
-    h = (median_sq / math.log(xs.shape[-2])).clamp(min=h_min)[..., None, None]
-    kappa = torch.exp(-dist_sq / h)
-    kappa_grad = -2.0 * diff / h.unsqueeze(-1) * kappa.unsqueeze(-1)
-    return kappa, kappa_grad
+    kappa, diff, h = _rbf(xs, ys, h_min)
+    return kappa, -2.0 * diff / h.unsqueeze(-1) * kappa.unsqueeze(-1)
 
 
 def svgd_direction(fixed: torch.Tensor, updated: torch.Tensor, grad_log_p: torch.Tensor) -> torch.Tensor:
     """Stein variational direction (eq. 13) for ``updated`` particles, estimated from ``fixed`` ones:
 
     ``phi(a) = E_{a'~fixed}[ k(a', a) grad_{a'} log p(a') + grad_{a'} k(a', a) ]``, shape of ``updated``.
+
+    With the RBF kernel the second term sums in closed form,
+    ``sum_i grad_{a_i} k(a_i, a) = (2 / h) (a sum_i k(a_i, a) - sum_i k(a_i, a) a_i)``,
+    so both terms are matrix products with the kernel matrix (no (B, Kx, Ky, d) tensor).
     """
-    kappa, kappa_grad = rbf_kernel(fixed, updated)
-    return (kappa.unsqueeze(-1) * grad_log_p.unsqueeze(-2) + kappa_grad).mean(-3)
+    kappa, _, h = _rbf(fixed, updated, 1e-3)
+    kernel_t = kappa.transpose(-1, -2)
+    repulsion = (2.0 / h) * (kappa.sum(-2).unsqueeze(-1) * updated - kernel_t @ fixed)
+    return (kernel_t @ grad_log_p + repulsion) / fixed.shape[-2]
 
 
 def svgd_sampler_loss(
@@ -60,9 +70,11 @@ def svgd_sampler_loss(
     """Amortized SVGD (eq. 13): the Stein direction at the sampler's particles, pushed through the
     network as the surrogate ``-sum(stopgrad(phi) * f(s, xi))``. ``q(obs, a)[0]`` is ``Q / alpha``."""
     noise = torch.randn(obs.shape[0], kernel_particles, q.act_dim, generator=generator)
-    particles = sampler(obs, noise)
-    fixed = particles[:, :kernel_fixed].detach().requires_grad_(True)
-    updated = particles[:, kernel_fixed:]
+    # Only the updated particles carry gradient to the sampler, so only they are evaluated with it.
+    with torch.no_grad():
+        fixed = sampler(obs, noise[:, :kernel_fixed])
+    updated = sampler(obs, noise[:, kernel_fixed:])
+    fixed.requires_grad_(True)
     log_p = q(obs, fixed)[0] + torch.log(1 - fixed.pow(2) + SQUASH_EPS).sum(-1)
     (grad_log_p,) = torch.autograd.grad(log_p.sum(), fixed)
     phi = svgd_direction(fixed.detach(), updated.detach(), grad_log_p)

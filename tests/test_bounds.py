@@ -1,7 +1,9 @@
 """The exact grid solver and the composition bounds, checked against closed forms and each other."""
 
 import math
+from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,8 @@ from skillbank.bounds import composition_bounds, verdict, weighted_divergence
 from skillbank.envs.multigoal import MultiGoalEnv
 from skillbank.oracle import GridModel, OraclePolicy
 from skillbank.tasks import load_task
+
+REPO = Path(__file__).resolve().parents[1]
 
 CORNERS = [[5, 5], [5, -5], [-5, 5], [-5, -5]]
 EAST, NORTH, WEST = [1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 1, 1]
@@ -164,21 +168,62 @@ def test_sampled_divergence_is_never_negative_and_zero_for_identical_skills():
     torch.testing.assert_close(same["policy"].sum(-1), torch.ones(300))
 
 
+def _point_mass(horizon: int):
+    # The transitions above are MultiGoal's: a unit-action point mass in [-7, 7]^2 (its goal out of reach).
+    return gym.make("skillbank/MultiGoal-v0", goals=[[50.0, 50.0]], max_episode_steps=horizon)
+
+
 def test_sample_bounds_vanish_for_identical_skills_and_report_their_spread():
     from skillbank.bounds import sample_bounds, sample_verdict
 
-    starts = torch.zeros(4, 2)
-    kwargs = dict(fits=2, steps=400, batch_size=64, particles=16)
-    same = sample_bounds([_random_q(0), _random_q(0)], None, 1.0, 0.9, _random_transitions(), starts, **kwargs)
-    for name in ("L1", "C_pi"):  # (the max in C* and D* is biased upward by the fit's noise)
-        assert abs(same[f"{name}_start"]) < 0.1, (name, same[f"{name}_start"])
-    assert same["estimator"]["fits"] == 2 and same["C_pi_start_std"] is not None
+    kwargs = dict(fits=2, steps=400, batch_size=64, particles=16, episodes=8, rollout_particles=32, horizon=20)
+    same = sample_bounds([_random_q(0), _random_q(0)], None, 1.0, 0.9, _random_transitions(), _point_mass, **kwargs)
+    for name in ("L1", "C_pi"):  # rollouts of identical skills: G is exactly 0 at every state
+        assert abs(same[f"{name}_start"]) < 1e-9, (name, same[f"{name}_start"])
+        assert abs(same[f"{name}_start_fit"]) < 0.1  # (the max in C* and D* is biased upward by the fit's noise)
+    assert same["estimator"]["fits"] == 2 and same["C_star_start_std"] is not None
+    assert same["rollouts"]["episodes"] == 8 and same["rollouts"]["unfinished_fraction"] == 1.0
     # A low temperature makes the two random skills' policies differ sharply.
-    different = sample_bounds([_random_q(0), _random_q(1)], None, 0.02, 0.9, _random_transitions(), starts, **kwargs)
-    assert different["divergence_start"] > 0.01
+    different = sample_bounds(
+        [_random_q(0), _random_q(1)], None, 0.02, 0.9, _random_transitions(), _point_mass, **kwargs
+    )
+    assert different["divergence_start"] > 1e-4  # (identical skills: exactly 0)
     assert different["L1_mean"] > 10 * abs(same["L1_mean"])
-    assert different["L1_start"] > 0
+    assert 0 < different["L1_start"] < different["C_pi_start"]
+    assert different["C_pi_start_std"] > 0
     cautious = sample_verdict(different, tolerance=0.0)
     assert cautious["verdict"] == "untrustworthy"
     assert cautious["error_at_most"] >= different["C_pi_start"]
     assert sample_verdict(same, tolerance=1.0)["verdict"] == "trustworthy"
+
+
+@pytest.mark.parametrize("other", ["corner-north", "corner-west"])
+def test_rollout_bounds_agree_with_the_exact_grid_for_the_shipped_skills(other):
+    # The learned east skill with north (the composite works) and with west (it fails): the Monte Carlo
+    # L1 and C_pi at the origin must match the grid's quadrature of the same networks.
+    from skillbank.bounds import composition_bounds, q_on_grid, rollout_bounds
+    from skillbank.compose import combined_task
+    from skillbank.oracle import GridModel
+    from skillbank.registry import Registry
+
+    skills = [Registry(REPO / "skills_store").load(ref) for ref in ("corner-east", other)]
+    task = combined_task(skills, "mean", [0.5, 0.5])
+    kwargs = dict(task["env_kwargs"], init_sigma=0.0)
+    alpha, gamma = skills[0].alpha, skills[0].gamma
+    grid = GridModel(gym.make(task["env_id"], **kwargs).unwrapped, 0.2, 11)
+    exact = composition_bounds(grid, [q_on_grid(s.q, grid) for s in skills], alpha, gamma).summary(grid)
+    fails = other == "corner-west"  # the failing composite never ends: cut it short
+    horizon = 100 if fails else None
+    mc = rollout_bounds(
+        [s.q for s in skills], None, alpha, gamma,
+        lambda h: gym.make(task["env_id"], max_episode_steps=h, **kwargs), skills[0].to_env_action,
+        episodes=32 if fails else 64, particles=256 if fails else 512, horizon=horizon,
+    )  # fmt: skip
+    # The grid's 11x11 action quadrature and 0.2 state spacing differ from the networks by about 0.2 in G.
+    assert abs(mc["L1_start"] - exact["L1_start"]) < 3 * mc["L1_start_se"] + 0.5, (mc, exact["L1_start"])
+    if other == "corner-north":
+        assert abs(mc["C_pi_start"] - exact["C_pi_start"]) < 3 * mc["C_pi_start_se"] + 0.5
+        assert mc["unfinished_fraction"] == 0.0
+    else:  # 100 of the infinite steps: about the grid's value times (1 - gamma^100)
+        truncated = exact["C_pi_start"] * (1 - gamma**100)
+        assert abs(mc["C_pi_start"] - truncated) < 3 * mc["C_pi_start_se"] + 0.02 * truncated

@@ -38,6 +38,14 @@ def test_rbf_kernel_gradient_matches_autograd():
                 assert np.abs(grad.numpy()).sum() == np.abs(grad[b, i].numpy()).sum()
 
 
+def test_svgd_direction_closed_form_equals_the_kernel_gradient_sum():
+    g = torch.Generator().manual_seed(2)
+    fixed, updated, grad = (torch.randn(4, n, 3, generator=g, dtype=torch.float64) for n in (6, 5, 6))
+    kappa, kappa_grad = rbf_kernel(fixed, updated)
+    explicit = (kappa.unsqueeze(-1) * grad.unsqueeze(-2) + kappa_grad).mean(-3)
+    np.testing.assert_allclose(svgd_direction(fixed, updated, grad).numpy(), explicit.numpy(), rtol=1e-10)
+
+
 def test_rbf_bandwidth_is_the_median_heuristic():
     xs = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 3.0]]])
     kappa, _ = rbf_kernel(xs, xs)
