@@ -7,8 +7,6 @@ Every network is an ``MLP`` with an ensemble dimension: twin critics are one MLP
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -59,19 +57,6 @@ class MLP(nn.Module):
 
     def spec(self) -> dict[str, Any]:
         return {"in": self.in_dim, "hidden": self.hidden, "out": self.out_dim, "ensemble": self.ensemble}
-
-
-@contextmanager
-def frozen(module: nn.Module) -> Iterator[nn.Module]:
-    """Stop ``module``'s parameters from requiring gradients for a while: a pass that needs only the
-    gradient with respect to its inputs (an action gradient) then never computes weight gradients."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
 
 
 class SoftQ(nn.Module):

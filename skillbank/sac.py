@@ -14,7 +14,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from skillbank.networks import frozen
 from skillbank.offpolicy import OffPolicyAlgorithm, make_env
 from skillbank.skill import Skill
 
@@ -85,8 +84,9 @@ class SAC(OffPolicyAlgorithm):
         # J_pi = E[alpha log pi(a|s) - Q(s, a)], a reparameterised. The critics are frozen for this
         # pass: only the action gradient is needed, so their weight gradients are never computed.
         new_actions, log_pi = policy.sample_with_log_prob(obs, torch.randn(shape, generator=self.rng))
-        with frozen(q):
-            policy_loss = (alpha * log_pi - q(obs, new_actions).min(0).values).mean()
+        q.requires_grad_(False)
+        policy_loss = (alpha * log_pi - q(obs, new_actions).min(0).values).mean()
+        q.requires_grad_(True)
         # J(alpha) = E[-alpha (log pi + H_target)].
         if hp["autotune"]:
             policy_loss = policy_loss - (self.log_alpha.exp() * (log_pi.detach() + hp["target_entropy"])).mean()
