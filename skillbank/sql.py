@@ -22,7 +22,7 @@ from skillbank.skill import Skill, soft_value_uniform
 SQUASH_EPS = 1e-6
 
 
-def _rbf(xs: torch.Tensor, ys: torch.Tensor, h_min: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _rbf(xs: torch.Tensor, ys: torch.Tensor, h_min: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     diff = xs.unsqueeze(-2) - ys.unsqueeze(-3)
     dist_sq = diff.pow(2).sum(-1)
     flat = dist_sq.flatten(-2).detach()
@@ -53,7 +53,7 @@ def svgd_direction(fixed: torch.Tensor, updated: torch.Tensor, grad_log_p: torch
     ``sum_i grad_{a_i} k(a_i, a) = (2 / h) (a sum_i k(a_i, a) - sum_i k(a_i, a) a_i)``,
     so both terms are matrix products with the kernel matrix (no (B, Kx, Ky, d) tensor).
     """
-    kappa, _, h = _rbf(fixed, updated, 1e-3)
+    kappa, _, h = _rbf(fixed, updated)
     kernel_t = kappa.transpose(-1, -2)
     repulsion = (2.0 / h) * (kappa.sum(-2).unsqueeze(-1) * updated - kernel_t @ fixed)
     return (kernel_t @ grad_log_p + repulsion) / fixed.shape[-2]
