@@ -38,9 +38,15 @@ from skillbank.buffer import FIELDS, ReplayBuffer
 
 ENV_ID = "Ant-v5"
 SAC_SIZES = dict(hidden=[256, 256], batch_size=256)
-SQL_SIZES = {
-    "sql_128": dict(hidden=[128, 128], batch_size=128, kernel_particles=16, value_particles=16, alpha=1 / 300),
-    "sql_256": dict(hidden=[256, 256], batch_size=128, kernel_particles=16, value_particles=16, alpha=1 / 300),
+SQL_SIZES = dict(hidden=[128, 128], batch_size=128, kernel_particles=16, value_particles=16, alpha=1 / 300)
+SQL_256_SIZES = dict(SQL_SIZES, hidden=[256, 256])
+# Our contenders: (class, sizes, compile). The headline ratios use the compiled ones.
+OURS = {
+    "sac": (SAC, SAC_SIZES, True),
+    "sac_eager": (SAC, SAC_SIZES, False),
+    "sql_128": (SQL, SQL_SIZES, True),
+    "sql_128_eager": (SQL, SQL_SIZES, False),
+    "sql_256": (SQL, SQL_256_SIZES, True),
 }
 
 
@@ -63,8 +69,8 @@ def fill_random(add: Callable, obs_dim: int, act_dim: int, n: int) -> None:
 
 
 # ----- contenders: each gives (one update on a random batch, count its FLOPs) -------------------
-def ours(cls, env: gym.Env, **sizes):
-    algo = cls(env, buffer_size=4096, **sizes)
+def ours(cls, env: gym.Env, sizes: dict, compile: bool):
+    algo = cls(env, buffer_size=4096, compile=compile, **sizes)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     fill_random(lambda o, a, r, t: algo.buffer.add(o, a, r, o, t), obs_dim, act_dim, 4096)
 
@@ -72,6 +78,7 @@ def ours(cls, env: gym.Env, **sizes):
         algo.train_step(algo.buffer.sample(sizes["batch_size"], algo.rng))
         algo.num_updates += 1
 
+    update()  # compiles, where compiled
     return algo, update
 
 
@@ -135,10 +142,10 @@ def env_steps_per_second(make: Callable[[], Callable[[int], None]], steps: int) 
     return steps / (time.perf_counter() - start)
 
 
-def ours_learner(cls, sizes: dict, warmup: int) -> Callable[[], Callable[[int], None]]:
+def ours_learner(cls, sizes: dict, compile: bool, warmup: int) -> Callable[[], Callable[[int], None]]:
     def make():
-        algo = cls(ENV_ID, buffer_size=100_000, learning_starts=warmup, **sizes)
-        algo.learn(warmup)
+        algo = cls(ENV_ID, buffer_size=100_000, learning_starts=warmup, compile=compile, **sizes)
+        algo.learn(warmup + 2)  # and compile, where compiled
         return lambda steps: algo.learn(steps)
 
     return make
@@ -155,18 +162,22 @@ def sb3_learner(warmup: int) -> Callable[[], Callable[[int], None]]:
     return make
 
 
-def profile_sql_update(update: Callable[[], None], updates: int = 30, top: int = 8) -> list[dict]:
-    """The operators that take most of one SQL update's time, as shares of the total."""
+def profile_update(update: Callable[[], None], updates: int = 30, top: int = 8) -> list[dict]:
+    """The operators (and compiled graphs) that take most of one update's time, as shares of the total."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(updates):
             update()
-    events = [e for e in prof.key_averages() if e.key.startswith("aten::") or "Optimizer" in e.key]
+    events = [e for e in prof.key_averages() if e.key.startswith(("aten::", "## Call CompiledFxGraph"))]
     total = sum(e.self_cpu_time_total for e in prof.key_averages())
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
     return [
-        {"op": e.key, "share": round(e.self_cpu_time_total / total, 3), "calls_per_update": e.count // updates}
+        {
+            "op": "compiled graph" if "CompiledFxGraph" in e.key else e.key,
+            "share": round(e.self_cpu_time_total / total, 3),
+            "calls_per_update": e.count // updates,
+        }
         for e in events[:top]
     ]
 
@@ -204,7 +215,6 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for every contender (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3; --quick: 1)")
-    parser.add_argument("--compile", action="store_true", help="also time SQL's losses under torch.compile")
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
     seconds = 1.5 if args.quick else 5.0
@@ -212,19 +222,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     env = gym.make(ENV_ID)
 
-    contenders: dict[str, Callable[[], None]] = {"sb3_sac": sb3(env)[1], "sac": ours(SAC, env, **SAC_SIZES)[1]}
-    for name, sizes in SQL_SIZES.items():
-        contenders[name] = ours(SQL, env, **sizes)[1]
-    if args.compile:
-        algo, update = ours(SQL, env, **SQL_SIZES["sql_128"])
-        algo.losses = torch.compile(algo.losses)
-        contenders["sql_128_compiled"] = update
-    work = {name: flops(update) for name, update in contenders.items()}
-    learners = {
-        "sb3_sac": sb3_learner(256),
-        "sac": ours_learner(SAC, SAC_SIZES, 256),
-        "sql_128": ours_learner(SQL, SQL_SIZES["sql_128"], 256),
-    }
+    contenders: dict[str, Callable[[], None]] = {"sb3_sac": sb3(env)[1]}
+    work = {"sb3_sac": flops(contenders["sb3_sac"])}
+    for name, (cls, sizes, compile) in OURS.items():
+        contenders[name] = ours(cls, env, sizes, compile)[1]
+        # A compiled update does the same matrix products as the eager one, where they can be counted.
+        work[name] = flops(ours(cls, env, sizes, False)[1])
+    learners = {"sb3_sac": sb3_learner(256)}
+    learners.update({name: ours_learner(*OURS[name], 256) for name in ("sac", "sac_eager", "sql_128", "sql_128_eager")})
 
     peaks, updates, steps = [], {k: [] for k in contenders}, {k: [] for k in learners}
     for _ in range(rounds):
@@ -236,8 +241,11 @@ def main() -> None:
     peak = statistics.median(peaks)
     per_s = {k: statistics.median(v) for k, v in updates.items()}
     env_per_s = {k: statistics.median(v) for k, v in steps.items()}
-    profile = profile_sql_update(contenders["sql_128"], updates=10 if args.quick else 30)
+    profiles = {k: profile_update(contenders[k], updates=10 if args.quick else 30) for k in ("sac", "sql_128")}
     memory = buffer_memory(1_000_000)
+
+    def vs_sb3(rates: dict[str, float], name: str) -> float:
+        return round(rates[name] / rates["sb3_sac"], 2)
 
     result = {
         "threads": args.threads,
@@ -247,11 +255,17 @@ def main() -> None:
         "gflop_per_update": {k: round(v / 1e9, 3) for k, v in work.items()},
         "fraction_of_peak": {k: round(per_s[k] * work[k] / 1e9 / peak, 3) for k in per_s},
         "env_steps_per_s": {k: round(v, 1) for k, v in env_per_s.items()},
-        "sac_vs_sb3_updates": round(per_s["sac"] / per_s["sb3_sac"], 2),
-        "sac_vs_sb3_env_steps": round(env_per_s["sac"] / env_per_s["sb3_sac"], 2),
+        "sac_vs_sb3_updates": vs_sb3(per_s, "sac"),
+        "sac_vs_sb3_env_steps": vs_sb3(env_per_s, "sac"),
         "sql_updates_per_s": round(per_s["sql_128"], 1),
-        "sql_vs_sb3_env_steps": round(env_per_s["sql_128"] / env_per_s["sb3_sac"], 2),
-        "sql_update_profile": profile,
+        "sql_vs_sb3_env_steps": vs_sb3(env_per_s, "sql_128"),
+        "eager": {
+            "sac_vs_sb3_updates": vs_sb3(per_s, "sac_eager"),
+            "sac_vs_sb3_env_steps": vs_sb3(env_per_s, "sac_eager"),
+            "sql_updates_per_s": round(per_s["sql_128_eager"], 1),
+            "sql_vs_sb3_env_steps": vs_sb3(env_per_s, "sql_128_eager"),
+        },
+        "update_profiles": profiles,
         "memory": {k: round(v, 3) if isinstance(v, float) else v for k, v in memory.items()},
         "peak_rss_gb_this_run": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 3),
     }
@@ -265,13 +279,16 @@ def main() -> None:
     print(f"\n{'training on ' + ENV_ID:18} {'env steps/s':>12}")
     for k, v in env_per_s.items():
         print(f"{k:18} {v:12.1f}")
-    print(
-        f"\nsac / sb3: {result['sac_vs_sb3_updates']}x updates, {result['sac_vs_sb3_env_steps']}x env steps; "
-        f"sql_128 / sb3 env steps: {result['sql_vs_sb3_env_steps']}x"
-    )
-    print("\nwhere one SQL update's time goes (self time):")
-    for row in profile:
-        print(f"  {row['op']:40} {row['share']:6.1%}  {row['calls_per_update']} calls")
+    for label, ratios in (("compiled", result), ("eager", result["eager"])):
+        print(
+            f"\n{label}: sac / sb3 {ratios['sac_vs_sb3_updates']}x updates, "
+            f"{ratios['sac_vs_sb3_env_steps']}x env steps; sql_128 {ratios['sql_updates_per_s']} updates/s, "
+            f"{ratios['sql_vs_sb3_env_steps']}x sb3's env steps"
+        )
+    for name, profile in profiles.items():
+        print(f"\nwhere one {name} update's time goes (self time):")
+        for row in profile:
+            print(f"  {row['op']:40} {row['share']:6.1%}  {row['calls_per_update']} calls")
     m = result["memory"]
     print(f"\n1M-transition Ant buffer: {m['buffer_gb']:.3f} GB", end="; ")
     print(f"peak resident memory of a training run with it: {m['training_peak_rss_gb']:.3f} GB")

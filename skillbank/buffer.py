@@ -18,11 +18,11 @@ class ReplayBuffer:
         if capacity <= 0:
             raise ValueError(f"buffer capacity must be positive, got {capacity}")
         self.capacity, self.obs_dim, self.act_dim = capacity, obs_dim, act_dim
-        self.observations = torch.zeros(capacity, obs_dim)
-        self.actions = torch.zeros(capacity, act_dim)
-        self.rewards = torch.zeros(capacity)
-        self.next_observations = torch.zeros(capacity, obs_dim)
-        self.terminals = torch.zeros(capacity)
+        # One row per transition, so that a batch is gathered by one indexing operation, not five.
+        self.transitions = torch.zeros(capacity, 2 * obs_dim + act_dim + 2)
+        self.observations, self.actions, self.rewards, self.next_observations, self.terminals = self._fields(
+            self.transitions
+        )
         self.position = 0
         self.size = 0
 
@@ -30,18 +30,19 @@ class ReplayBuffer:
         return self.size
 
     def add(self, obs, action, reward: float, next_obs, terminal: bool) -> None:
-        i = self.position
-        self.observations[i] = torch.as_tensor(obs)
-        self.actions[i] = torch.as_tensor(action)
-        self.rewards[i] = reward
-        self.next_observations[i] = torch.as_tensor(next_obs)
-        self.terminals[i] = float(terminal)
-        self.position = (i + 1) % self.capacity
+        row = np.concatenate([np.ravel(obs), np.ravel(action), [reward], np.ravel(next_obs), [float(terminal)]])
+        self.transitions[self.position] = torch.from_numpy(row.astype(np.float32, copy=False))
+        self.position = (self.position + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def _fields(self, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Views of ``rows`` (n, width) as the fields, in the order of ``FIELDS``."""
+        o, a = self.obs_dim, self.act_dim
+        return rows[:, :o], rows[:, o : o + a], rows[:, o + a], rows[:, o + a + 1 : 2 * o + a + 1], rows[:, -1]
+
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
-        index = torch.randint(0, self.size, (batch_size,), generator=generator)
-        return tuple(getattr(self, field)[index] for field in FIELDS)
+        """A batch ``(s, a, r, s', terminal)`` drawn uniformly with replacement."""
+        return self._fields(self.transitions[torch.randint(0, self.size, (batch_size,), generator=generator)])
 
     def save_hdf5(self, path: str | Path) -> Path:
         """Write the filled part as chunked, gzip-compressed datasets, oldest transition first."""

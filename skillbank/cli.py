@@ -43,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     task = load_task(args.task)
     if args.threads:
         torch.set_num_threads(args.threads)
-    algo = task.build(args.algo, args.seed)
+    algo = task.build(args.algo, args.seed, compile=args.compile)
     steps = task.steps if args.steps is None else args.steps
     name = args.name or f"{task.name}-{algo.algorithm}"
     registry = _registry(args)
@@ -451,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="register under this name (default: TASK-ALGO)")
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
     p.add_argument("--threads", type=_positive, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the gradient computations with torch.compile: faster updates for long runs, after "
+        "about 20 s of compiling; needs a C++ compiler (see benchmarks/speed.py)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("eval", "roll a skill out and count where its rollouts end", cmd_eval)

@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 
 from skillbank.buffer import FIELDS, ReplayBuffer
 from skillbank.errors import SkillbankError
-from skillbank.networks import OPERATORS, CompositeQ, ResamplingSampler, SoftQ, SVGDSampler
+from skillbank.networks import OPERATORS, CompositeQ, FusedAdam, ResamplingSampler, SoftQ, SVGDSampler
 from skillbank.skill import Skill, soft_value_uniform
-from skillbank.sql import svgd_sampler_loss
+from skillbank.sql import svgd_sampler_gradients
 
 MULTIGOAL = "skillbank/MultiGoal-v0"
 
@@ -215,17 +215,11 @@ def train_sampler(
     """Train ``skill.sampler`` by amortized SVGD against ``skill``'s Q on states from ``replay``
     (the public composition code: 10k steps, batch 128, K 16), with no environment steps."""
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(skill.sampler.parameters(), lr=lr)
-    skill.q.requires_grad_(False)
-    try:
-        for _ in tqdm(range(steps), disable=not progress_bar, desc="composite sampler", unit="step"):
-            obs = replay.sample(batch_size, generator)[0]
-            loss = svgd_sampler_loss(skill.q, skill.sampler, obs, kernel_particles, kernel_particles // 2, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    finally:
-        skill.q.requires_grad_(True)
+    optimizer = FusedAdam(list(skill.sampler.parameters()), lr=lr)
+    for _ in tqdm(range(steps), disable=not progress_bar, desc="composite sampler", unit="step"):
+        obs = replay.sample(batch_size, generator)[0]
+        noise = torch.randn(batch_size, kernel_particles, skill.action_dim, generator=generator)
+        optimizer.step(svgd_sampler_gradients(skill.q, skill.sampler, obs, noise, kernel_particles // 2))
     return {"steps": steps, "batch_size": batch_size, "kernel_particles": kernel_particles, "transitions": len(replay)}
 
 

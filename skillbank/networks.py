@@ -7,10 +7,47 @@ Every network is an ``MLP`` with an ensemble dimension: twin critics are one MLP
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+
+
+class Record(NamedTuple):
+    """What backpropagation through an :class:`MLP` needs from a forward pass: each layer's input."""
+
+    rows: torch.Tensor  # first layer's per-row input, (rows, in) or (rows, in - c) with a context
+    context: torch.Tensor | None  # (states, c), or None when concatenated into ``rows``
+    hidden: list[torch.Tensor]  # the later layers' inputs (ReLU outputs), (ensemble, rows, width)
+    lead: torch.Size  # x.shape[:-1]
+    x_dim: int
+
+
+class FusedAdam:
+    """Adam (Kingma and Ba 2015) for gradients computed by hand: ``step(gradients)`` takes them as a
+    list in the parameters' order and updates every parameter in one fused kernel.
+
+    The arithmetic of ``torch.optim.Adam(fused=True)`` (``tests/test_fast_update.py`` compares the
+    two), called directly: the optimizer's per-step Python work costs 0.17 ms, more than its kernel.
+    """
+
+    def __init__(self, parameters: list[torch.Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        self.parameters = list(parameters)
+        self.lr, self.betas, self.eps = float(lr), betas, float(eps)
+        self.exp_avg = [torch.zeros_like(p) for p in self.parameters]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.parameters]
+        self.steps = [torch.zeros(()) for _ in self.parameters]
+
+    @torch.no_grad()
+    def step(self, gradients: list[torch.Tensor]) -> None:
+        if len(gradients) != len(self.parameters):
+            raise ValueError(f"expected {len(self.parameters)} gradients, got {len(gradients)}")
+        torch._foreach_add_(self.steps, 1.0)
+        torch._fused_adam_(
+            self.parameters, gradients, self.exp_avg, self.exp_avg_sq, [], self.steps,
+            lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+            amsgrad=False, maximize=False,
+        )  # fmt: skip
 
 
 class MLP(nn.Module):
@@ -38,22 +75,68 @@ class MLP(nn.Module):
         each state's context goes through the first layer once, not once per row, which makes
         evaluating many action particles per state cheap (same function, fewer multiplications).
         """
-        lead, ensemble = x.shape[:-1], self.ensemble
+        return self.forward_recorded(x, context)[0]
+
+    def forward_recorded(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, Record]:
+        """:meth:`forward`, also returning the :class:`Record` that backpropagation needs."""
+        lead, ensemble, x_dim = x.shape[:-1], self.ensemble, x.shape[-1]
+        rows = x.reshape(lead.numel(), x_dim)
         w, b = self.layers[0]
         if context is not None and context.shape[:-1].numel() == lead.numel():  # one row per state
-            x, context = torch.cat([context.reshape(lead.numel(), -1), x.reshape(lead.numel(), -1)], -1), None
+            rows, context = torch.cat([context.reshape(lead.numel(), -1), rows], -1), None
         if context is None:
-            h = torch.baddbmm(b, x.reshape(1, -1, self.in_dim).expand(ensemble, -1, -1), w)
+            h = torch.bmm(rows.expand(ensemble, -1, -1), w).add_(b)
         else:
-            c, states = context.shape[-1], context.shape[:-1].numel()
-            per_state = torch.baddbmm(b, context.reshape(1, states, c).expand(ensemble, -1, -1), w[:, :c])
-            per_row = torch.bmm(x.reshape(1, -1, x.shape[-1]).expand(ensemble, -1, -1), w[:, c:])
+            context = context.reshape(-1, context.shape[-1])
+            c, states = context.shape[-1], context.shape[0]
+            per_state = torch.bmm(context.expand(ensemble, -1, -1), w[:, :c]).add_(b)
+            per_row = torch.bmm(rows.expand(ensemble, -1, -1), w[:, c:])
             h = (per_row.view(ensemble, states, -1, w.shape[-1]) + per_state.unsqueeze(2)).view(
                 ensemble, -1, w.shape[-1]
             )
+        hidden = []
         for w, b in self.layers[1:]:
-            h = torch.baddbmm(b, h.relu_(), w)
-        return h.reshape(ensemble, *lead, self.out_dim)
+            hidden.append(h.relu_())
+            h = torch.bmm(hidden[-1], w).add_(b)
+        return h.reshape(ensemble, *lead, self.out_dim), Record(rows, context, hidden, lead, x_dim)
+
+    # Backpropagation by hand: autograd's arithmetic without its bookkeeping, which at these sizes
+    # costs about as much as the matrix products (benchmarks/speed.py); tests compare it with autograd.
+    def parameter_gradients(self, record: Record, grad_out: torch.Tensor) -> list[torch.Tensor]:
+        """The gradient of ``sum(grad_out * forward(x, context))`` in each parameter, in the order
+        of :meth:`parameters` (weights, then biases)."""
+        rows, context, hidden, lead, x_dim = record
+        ensemble, width = self.ensemble, self.layers[0][0].shape[-1]
+        weights, biases = [], []
+        g = grad_out.reshape(ensemble, -1, self.out_dim)
+        for (w, _), h in zip(reversed(self.layers[1:]), reversed(hidden)):
+            weights.append(torch.bmm(h.transpose(1, 2), g))
+            biases.append(g.sum(1, keepdim=True))
+            g = torch.ops.aten.threshold_backward(torch.bmm(g, w.transpose(1, 2)), h, 0)
+        biases.append(g.sum(1, keepdim=True))
+        if context is None:
+            weights.append(torch.bmm(rows.t().expand(ensemble, -1, -1), g))
+        else:
+            per_state = g.view(ensemble, context.shape[0], -1, width).sum(2)
+            weights.append(
+                torch.cat(
+                    [
+                        torch.bmm(context.t().expand(ensemble, -1, -1), per_state),
+                        torch.bmm(rows.t().expand(ensemble, -1, -1), g),
+                    ],
+                    1,
+                )
+            )
+        return weights[::-1] + biases[::-1]
+
+    def input_gradient(self, record: Record, grad_out: torch.Tensor) -> torch.Tensor:
+        """The gradient of ``sum(grad_out * forward(x, context))`` in ``x``, summed over the ensemble."""
+        rows, context, hidden, lead, x_dim = record
+        g = grad_out.reshape(self.ensemble, -1, self.out_dim)
+        for (w, _), h in zip(reversed(self.layers[1:]), reversed(hidden)):
+            g = torch.ops.aten.threshold_backward(torch.bmm(g, w.transpose(1, 2)), h, 0)
+        w = self.layers[0][0]
+        return torch.bmm(g, w[:, w.shape[1] - x_dim :].transpose(1, 2)).sum(0).view(*lead, x_dim)
 
     def spec(self) -> dict[str, Any]:
         return {"in": self.in_dim, "hidden": self.hidden, "out": self.out_dim, "ensemble": self.ensemble}
@@ -79,6 +162,15 @@ class SoftQ(nn.Module):
     def values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Soft Q in reward units, the minimum over critics: shape ``actions.shape[:-1]``."""
         return self.output_scale * self(obs, actions).min(0).values
+
+    @torch.no_grad()
+    def action_gradient(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``d/da sum(self(obs, a)[0])``, the first critic's gradient in the actions, by hand."""
+        states = actions.shape[: obs.dim() - 1]
+        out, record = self.net.forward_recorded(actions, context=obs.expand(*states, self.obs_dim))
+        grad_out = torch.zeros_like(out)
+        grad_out[0] = 1.0
+        return self.net.input_gradient(record, grad_out)
 
     def spec(self) -> dict[str, Any]:
         return {"hidden": self.net.hidden, "critics": self.net.ensemble, "output_scale": self.output_scale}
@@ -113,24 +205,47 @@ class GaussianSampler(nn.Module):
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.net = MLP(obs_dim, hidden, 2 * act_dim)
 
-    def _mean_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.net(obs)[0].unsqueeze(-2).chunk(2, -1)
-        # CleanRL's squashing of log_std into [LOG_STD_MIN, LOG_STD_MAX].
-        log_std = self.LOG_STD_MIN + 0.5 * (self.LOG_STD_MAX - self.LOG_STD_MIN) * (torch.tanh(log_std) + 1)
-        return mean, log_std
-
     def sample_with_log_prob(self, obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Actions (B, n, act_dim) and their log-density under the squashed Gaussian (B, n)."""
-        mean, log_std = self._mean_log_std(obs)
-        pre_tanh = mean + log_std.exp() * noise
+        return self.squash(self.net(obs)[0], noise)[:2]
+
+    def squash(self, out: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The network's output (B, 2 act_dim) and noise (B, n, act_dim) -> actions, log-densities
+        and log standard deviations (B, 1, act_dim)."""
+        pre_tanh, log_std = self._pre_tanh(out, noise)
         action = torch.tanh(pre_tanh)
         log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), numerically stable.
         log_prob = log_prob - (2 * (math.log(2) - pre_tanh - nn.functional.softplus(-2 * pre_tanh))).sum(-1)
-        return action, log_prob
+        return action, log_prob, log_std
+
+    def _pre_tanh(self, out: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = out.unsqueeze(-2).chunk(2, -1)
+        # CleanRL's squashing of log_std into [LOG_STD_MIN, LOG_STD_MAX].
+        log_std = self.LOG_STD_MIN + 0.5 * (self.LOG_STD_MAX - self.LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        return mean + log_std.exp() * noise, log_std
+
+    def squash_backward(
+        self,
+        grad_action: torch.Tensor,
+        grad_log_prob: torch.Tensor | float,
+        action: torch.Tensor,
+        log_std: torch.Tensor,
+        noise: torch.Tensor,
+    ) -> torch.Tensor:
+        """By hand, the gradient of ``sum(grad_action * action) + grad_log_prob * sum(log_prob)`` in
+        the network's output (B, 2 act_dim), from what :meth:`squash` returned."""
+        # d log_prob / du = 2 tanh(u) (the squashing correction; the Gaussian term is constant in u
+        # for fixed noise), and d log_prob / d log_std = -1 besides the path through u.
+        grad_pre_tanh = grad_action * (1 - action.pow(2)) + grad_log_prob * 2 * action
+        grad_log_std = grad_pre_tanh * log_std.exp() * noise - grad_log_prob
+        half_range = 0.5 * (self.LOG_STD_MAX - self.LOG_STD_MIN)
+        tanh_raw = (log_std - self.LOG_STD_MIN) / half_range - 1
+        grad_raw = grad_log_std * half_range * (1 - tanh_raw.pow(2))
+        return torch.cat([grad_pre_tanh, grad_raw], -1).sum(-2)
 
     def forward(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return self.sample_with_log_prob(obs, noise)[0]
+        return torch.tanh(self._pre_tanh(self.net(obs)[0], noise)[0])
 
     def spec(self) -> dict[str, Any]:
         return {"type": self.kind, "hidden": self.net.hidden}
@@ -187,6 +302,13 @@ class CompositeQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return (self.values(obs, actions) / self.output_scale).unsqueeze(0)
+
+    def action_gradient(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``d/da sum(self(obs, a)[0])``, by autograd (composites mix operators)."""
+        with torch.enable_grad():
+            a = actions.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self(obs, a)[0].sum(), a)
+        return grad
 
     def spec(self) -> dict[str, Any]:
         return {

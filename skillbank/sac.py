@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from skillbank.networks import FusedAdam
 from skillbank.offpolicy import OffPolicyAlgorithm, make_env
 from skillbank.skill import Skill
 
@@ -42,6 +43,7 @@ class SAC(OffPolicyAlgorithm):
         gradient_steps: int = 1,
         seed: int = 0,
         skill: Skill | None = None,
+        compile: bool = False,
     ) -> None:
         env = make_env(env)
         if target_entropy is None:
@@ -55,47 +57,65 @@ class SAC(OffPolicyAlgorithm):
             env, skill, hyperparameters, seed,
             q_hidden=list(hidden), critics=2, q_output_scale=1.0, sampler="gaussian", sampler_hidden=list(hidden),
         )  # fmt: skip
-        self.log_alpha = torch.tensor(math.log(self.skill.alpha), requires_grad=autotune)
-        # Fused Adam: one kernel per parameter group instead of a loop over tensors. The policy and
-        # the temperature share an optimizer (separate groups): their losses touch disjoint parameters.
-        self.q_optimizer = torch.optim.Adam(self.skill.q.parameters(), lr=q_lr, fused=True)
-        policy_groups = [{"params": self.skill.sampler.parameters(), "lr": policy_lr}]
-        if autotune:
-            policy_groups.append({"params": [self.log_alpha], "lr": alpha_lr})
-        self.policy_optimizer = torch.optim.Adam(policy_groups, fused=True)
+        self.log_alpha = torch.tensor(math.log(self.skill.alpha))
+        self.q_parameters, self.q_target_parameters = list(self.skill.q.parameters()), list(self.q_target.parameters())
+        self.q_optimizer = FusedAdam(self.q_parameters, lr=q_lr)
+        self.policy_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=policy_lr)
+        self.alpha_optimizer = FusedAdam([self.log_alpha], lr=alpha_lr)
+        if compile:  # the two gradient computations, each one graph of fused kernels
+            self.critic_gradients = torch.compile(self.critic_gradients)
+            self.policy_gradients = torch.compile(self.policy_gradients)
 
+    @torch.no_grad()
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
-        obs, actions, rewards, next_obs, terminals = batch
-        hp, q, policy = self.hyperparameters, self.skill.q, self.skill.sampler
-        alpha = self.log_alpha.detach().exp()
-        shape = (obs.shape[0], 1, self.skill.action_dim)
-
-        # Soft Bellman target with the clipped double-Q trick.
-        with torch.no_grad():
-            next_actions, next_log_pi = policy.sample_with_log_prob(next_obs, torch.randn(shape, generator=self.rng))
-            next_q = self.q_target(next_obs, next_actions).min(0).values - alpha * next_log_pi
-            q_hat = rewards + hp["gamma"] * (1 - terminals) * next_q[:, 0]
-        q_pred = q(obs, actions)
-        q_loss = 0.5 * (q_pred - q_hat).pow(2).mean(-1).sum()  # J_Q, summed over the twin critics
-        self.q_optimizer.zero_grad(set_to_none=True)
-        q_loss.backward()
-        self.q_optimizer.step()
-
-        # J_pi = E[alpha log pi(a|s) - Q(s, a)], a reparameterised. The critics are frozen for this
-        # pass: only the action gradient is needed, so their weight gradients are never computed.
-        new_actions, log_pi = policy.sample_with_log_prob(obs, torch.randn(shape, generator=self.rng))
-        q.requires_grad_(False)
-        policy_loss = (alpha * log_pi - q(obs, new_actions).min(0).values).mean()
-        q.requires_grad_(True)
-        # J(alpha) = E[-alpha (log pi + H_target)].
-        if hp["autotune"]:
-            policy_loss = policy_loss - (self.log_alpha.exp() * (log_pi.detach() + hp["target_entropy"])).mean()
-        self.policy_optimizer.zero_grad(set_to_none=True)
-        policy_loss.backward()
-        self.policy_optimizer.step()
-        self.skill.alpha = float(self.log_alpha.detach().exp())
-
-        with torch.no_grad():
-            for target, source in zip(self.q_target.parameters(), q.parameters()):
-                target.lerp_(source, hp["tau"])
+        """One Adam step of the critics, then one of the policy and the temperature."""
+        shape = (batch[0].shape[0], 1, self.skill.action_dim)
+        next_noise, noise = torch.randn(shape, generator=self.rng), torch.randn(shape, generator=self.rng)
+        td_error, q_gradients = self.critic_gradients(batch, next_noise)
+        self.q_optimizer.step(q_gradients)
+        log_pi, policy_gradients, alpha_gradient = self.policy_gradients(batch[0], noise)
+        self.policy_optimizer.step(policy_gradients)
+        if self.hyperparameters["autotune"]:
+            self.alpha_optimizer.step([alpha_gradient])
+        self.skill.alpha = float(self.log_alpha.exp())
+        torch._foreach_lerp_(self.q_target_parameters, self.q_parameters, self.hyperparameters["tau"])
+        q_loss = 0.5 * td_error.pow(2).mean(-1).sum()
         return {"q_loss": q_loss.item(), "alpha": self.skill.alpha, "entropy": -log_pi.mean().item()}
+
+    def critic_gradients(
+        self, batch: tuple[torch.Tensor, ...], next_noise: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The TD errors (2, B) and the gradient of J_Q in the critics' parameters.
+
+        Here and in :meth:`policy_gradients`, gradients are backpropagated by hand
+        (:class:`~skillbank.networks.MLP`): autograd's arithmetic (``tests/test_fast_update.py``
+        compares them) without its bookkeeping."""
+        obs, actions, rewards, next_obs, terminals = batch
+        q = self.skill.q.net
+        # Soft Bellman target with the clipped double-Q trick.
+        next_actions, next_log_pi = self.skill.sampler.sample_with_log_prob(next_obs, next_noise)
+        next_q = self.q_target(next_obs, next_actions).min(0).values - self.log_alpha.exp() * next_log_pi
+        q_hat = rewards + self.hyperparameters["gamma"] * (1 - terminals) * next_q[:, 0]
+        # J_Q = sum over the twin critics of E[(Q(s, a) - q_hat)^2] / 2; its gradient in Q is the TD error / B.
+        q_pred, record = q.forward_recorded(actions, context=obs)  # (2, B, 1)
+        td_error = q_pred[..., 0] - q_hat
+        return td_error, q.parameter_gradients(record, td_error / obs.shape[0])
+
+    def policy_gradients(
+        self, obs: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """log pi (B, 1), the gradient of J_pi in the policy's parameters and that of J(alpha) in log alpha."""
+        hp, q, policy = self.hyperparameters, self.skill.q.net, self.skill.sampler
+        alpha, batch_size = self.log_alpha.exp(), obs.shape[0]
+        # J_pi = E[alpha log pi(a|s) - min_k Q_k(s, a)], a reparameterised, through the updated critics:
+        # dJ/dQ is -1/B at the smaller critic of each pair; the critics' own gradients are not needed.
+        out, policy_record = policy.net.forward_recorded(obs)
+        new_actions, log_pi, log_std = policy.squash(out[0], noise)
+        q_pi, q_record = q.forward_recorded(new_actions[:, 0], context=obs)
+        grad_q = torch.zeros_like(q_pi).scatter_(0, q_pi.argmin(0, keepdim=True), -1.0 / batch_size)
+        grad_action = q.input_gradient(q_record, grad_q).unsqueeze(1)
+        grad_out = policy.squash_backward(grad_action, alpha / batch_size, new_actions, log_std, noise)
+        policy_gradients = policy.net.parameter_gradients(policy_record, grad_out.unsqueeze(0))
+        # J(alpha) = E[-alpha (log pi + H_target)], differentiated in log alpha.
+        alpha_gradient = -alpha * (log_pi.mean() + hp["target_entropy"]) if hp["autotune"] else None
+        return log_pi, policy_gradients, alpha_gradient

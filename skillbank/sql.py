@@ -16,6 +16,7 @@ import math
 import gymnasium as gym
 import torch
 
+from skillbank.networks import FusedAdam, SVGDSampler
 from skillbank.offpolicy import OffPolicyAlgorithm, make_env
 from skillbank.skill import Skill, soft_value_uniform
 
@@ -59,26 +60,24 @@ def svgd_direction(fixed: torch.Tensor, updated: torch.Tensor, grad_log_p: torch
     return (kernel_t @ grad_log_p + repulsion) / fixed.shape[-2]
 
 
-def svgd_sampler_loss(
-    q: torch.nn.Module,
-    sampler: torch.nn.Module,
-    obs: torch.Tensor,
-    kernel_particles: int,
-    kernel_fixed: int,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Amortized SVGD (eq. 13): the Stein direction at the sampler's particles, pushed through the
-    network as the surrogate ``-sum(stopgrad(phi) * f(s, xi))``. ``q(obs, a)[0]`` is ``Q / alpha``."""
-    noise = torch.randn(obs.shape[0], kernel_particles, q.act_dim, generator=generator)
-    # Only the updated particles carry gradient to the sampler, so only they are evaluated with it.
-    with torch.no_grad():
-        fixed = sampler(obs, noise[:, :kernel_fixed])
-    updated = sampler(obs, noise[:, kernel_fixed:])
-    fixed.requires_grad_(True)
-    log_p = q(obs, fixed)[0] + torch.log(1 - fixed.pow(2) + SQUASH_EPS).sum(-1)
-    (grad_log_p,) = torch.autograd.grad(log_p.sum(), fixed)
-    phi = svgd_direction(fixed.detach(), updated.detach(), grad_log_p)
-    return -(phi * updated).sum(-1).mean()
+def svgd_sampler_gradients(
+    q: torch.nn.Module, sampler: SVGDSampler, obs: torch.Tensor, noise: torch.Tensor, kernel_fixed: int
+) -> list[torch.Tensor]:
+    """Amortized SVGD (eq. 13): the gradient of the surrogate ``-mean(stopgrad(phi) * f(s, xi))`` in the
+    sampler's parameters, with phi the Stein direction at the particles ``f(s, xi)`` for ``noise``
+    (B, K, d), the first ``kernel_fixed`` of which estimate it for the others. ``q(obs, a)[0]`` is
+    ``Q / alpha``, the log-density up to the squashing correction; ``q.action_gradient`` its gradient.
+
+    Backpropagated by hand (:class:`~skillbank.networks.MLP`); only the updated particles carry
+    gradient to the sampler, so only they are evaluated with a record for it."""
+    fixed = sampler(obs, noise[:, :kernel_fixed])
+    out, sampler_record = sampler.net.forward_recorded(noise[:, kernel_fixed:], context=obs)
+    updated = torch.tanh(out[0])
+    # grad log p(a) at the fixed particles: through Q, plus the tanh squashing's log(1 - a^2).
+    grad_log_p = q.action_gradient(obs, fixed) - 2 * fixed / (1 - fixed.pow(2) + SQUASH_EPS)
+    phi = svgd_direction(fixed, updated, grad_log_p)
+    grad_updated = -phi / phi.shape[:-1].numel()
+    return sampler.net.parameter_gradients(sampler_record, (grad_updated * (1 - updated.pow(2))).unsqueeze(0))
 
 
 class SQL(OffPolicyAlgorithm):
@@ -109,6 +108,7 @@ class SQL(OffPolicyAlgorithm):
         gradient_steps: int = 1,
         seed: int = 0,
         skill: Skill | None = None,
+        compile: bool = False,
     ) -> None:
         env = make_env(env)
         hyperparameters = dict(
@@ -126,47 +126,48 @@ class SQL(OffPolicyAlgorithm):
             env, skill, hyperparameters, seed,
             q_hidden=list(hidden), critics=1, q_output_scale=alpha, sampler="svgd", sampler_hidden=list(hidden),
         )  # fmt: skip
-        # One fused Adam (two parameter groups) steps both networks in a single kernel per group.
-        self.optimizer = torch.optim.Adam(
-            [
-                {"params": self.skill.q.parameters(), "lr": q_lr},
-                {"params": self.skill.sampler.parameters(), "lr": sampler_lr},
-            ],
-            fused=True,
-        )
+        self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=q_lr)
+        self.sampler_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=sampler_lr)
+        self.q_target_parameters = list(self.q_target.parameters())
+        if compile:  # the gradient computation as one graph of fused kernels
+            self.gradients = torch.compile(self.gradients)
 
-    @torch.no_grad()
-    def soft_bellman_target(self, rewards: torch.Tensor, next_obs: torch.Tensor, terminals: torch.Tensor):
-        """``r / alpha + gamma V(s')`` in units of alpha, ``V(s')`` importance-sampled (eq. 10) from
-        M uniform actions under the target network."""
+    def soft_bellman_target(
+        self, rewards: torch.Tensor, next_obs: torch.Tensor, terminals: torch.Tensor, uniform: torch.Tensor
+    ) -> torch.Tensor:
+        """``r / alpha + gamma V(s')`` in units of alpha, ``V(s')`` importance-sampled (eq. 10) under
+        the target network from ``uniform`` actions (B, M, d) in [-1, 1]."""
         hp = self.hyperparameters
-        uniform = torch.rand(next_obs.shape[0], hp["value_particles"], self.skill.action_dim, generator=self.rng)
-        next_value = soft_value_uniform(self.q_target(next_obs, uniform * 2 - 1)[0], self.skill.action_dim)
+        with torch.no_grad():
+            next_value = soft_value_uniform(self.q_target(next_obs, uniform)[0], self.skill.action_dim)
         return rewards / hp["alpha"] + hp["gamma"] * (1 - terminals) * next_value
 
-    def losses(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Eq. (11) and eq. (13) on one batch: ``(q_loss, sampler_loss, td_error)``."""
-        obs, actions, rewards, next_obs, terminals = batch
-        hp, q, sampler = self.hyperparameters, self.skill.q, self.skill.sampler
-
-        # Eq. (11): squared soft Bellman error against the target network.
-        td_error = self.soft_bellman_target(rewards, next_obs, terminals) - q(obs, actions)[0]
-        q_loss = 0.5 * td_error.pow(2).mean()
-
-        # Eq. (13): SVGD direction at the sampler's particles, pushed through the network.
-        sampler_loss = svgd_sampler_loss(q, sampler, obs, hp["kernel_particles"], self.kernel_fixed, self.rng)
-        return q_loss, sampler_loss, td_error
-
+    @torch.no_grad()
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
-        q_loss, sampler_loss, td_error = self.losses(batch)
-        # The two losses touch disjoint parameters (the SVGD direction is detached from Q), so one
-        # backward pass of their sum gives each network exactly its own gradient.
-        self.optimizer.zero_grad(set_to_none=True)
-        (q_loss + sampler_loss).backward()
-        self.optimizer.step()
-
-        if (self.num_updates + 1) % self.hyperparameters["target_update_interval"] == 0:
-            with torch.no_grad():
-                for target, source in zip(self.q_target.parameters(), self.skill.q.parameters()):
-                    target.copy_(source)
+        """Eq. (11) for the Q-network and eq. (13) for the sampler, then one Adam step of both."""
+        hp, batch_size, d = self.hyperparameters, batch[0].shape[0], self.skill.action_dim
+        uniform = torch.rand(batch_size, hp["value_particles"], d, generator=self.rng) * 2 - 1
+        noise = torch.randn(batch_size, hp["kernel_particles"], d, generator=self.rng)
+        td_error, q_gradients, sampler_gradients = self.gradients(batch, uniform, noise)
+        self.q_optimizer.step(q_gradients)
+        self.sampler_optimizer.step(sampler_gradients)
+        if (self.num_updates + 1) % hp["target_update_interval"] == 0:
+            torch._foreach_copy_(self.q_target_parameters, self.q_optimizer.parameters)
+        q_loss = 0.5 * td_error.pow(2).mean()
         return {"q_loss": q_loss.item(), "td_abs": td_error.abs().mean().item()}
+
+    def gradients(
+        self, batch: tuple[torch.Tensor, ...], uniform: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The TD errors (B,) and the gradients of eq. (11) in Q's parameters and of eq. (13) in the
+        sampler's, backpropagated by hand (:class:`~skillbank.networks.MLP`): autograd's arithmetic
+        (``tests/test_fast_update.py`` compares them) without its bookkeeping."""
+        obs, actions, rewards, next_obs, terminals = batch
+        q = self.skill.q.net
+        # Eq. (11): squared soft Bellman error against the target network; its gradient in Q is -td / B.
+        q_pred, record = q.forward_recorded(actions, context=obs)
+        td_error = self.soft_bellman_target(rewards, next_obs, terminals, uniform) - q_pred[0, :, 0]
+        q_gradients = q.parameter_gradients(record, -td_error / obs.shape[0])
+        # Eq. (13): SVGD direction at the sampler's particles, pushed through the network.
+        sampler_gradients = svgd_sampler_gradients(self.skill.q, self.skill.sampler, obs, noise, self.kernel_fixed)
+        return td_error, q_gradients, sampler_gradients

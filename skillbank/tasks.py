@@ -40,14 +40,16 @@ class Task:
     def make_env(self) -> gym.Env:
         return gym.make(self.env_id, **self.env_kwargs)
 
-    def build(self, algorithm: str | None = None, seed: int | None = None) -> OffPolicyAlgorithm:
+    def build(self, algorithm: str | None = None, seed: int | None = None, compile: bool = False) -> OffPolicyAlgorithm:
         """The task's algorithm (or ``algorithm``) with the task's hyperparameters, untrained."""
         algorithm = algorithm or self.algorithm
         if algorithm not in ALGORITHMS:
             raise SkillbankError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
         seed = self.seed if seed is None else seed
         try:
-            algo = ALGORITHMS[algorithm](self.make_env(), seed=seed, **self.hyperparameters.get(algorithm, {}))
+            algo = ALGORITHMS[algorithm](
+                self.make_env(), seed=seed, compile=compile, **self.hyperparameters.get(algorithm, {})
+            )
         except TypeError as error:
             raise SkillbankError(f"{self.path}: bad [{algorithm}] hyperparameter ({error})") from error
         algo.skill.description["task"].update(name=self.name, env_id=self.env_id, env_kwargs=self.env_kwargs)

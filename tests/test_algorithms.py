@@ -30,8 +30,8 @@ def test_sql_training_lowers_the_td_error():
     next_obs, terminals = algo.buffer.next_observations[:600], algo.buffer.terminals[:600]
 
     def td_error() -> float:
-        algo.rng.manual_seed(0)  # the same value particles before and after
-        target = algo.soft_bellman_target(batch[2], next_obs, terminals)
+        uniform = torch.rand(600, 16, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        target = algo.soft_bellman_target(batch[2], next_obs, terminals, uniform)
         with torch.no_grad():
             return (target - algo.skill.q(batch[0], batch[1])[0]).abs().mean().item()
 
@@ -98,7 +98,8 @@ def test_sac_log_prob_matches_the_change_of_variables():
     sampler = GaussianSampler(2, 2, [16])
     obs, noise = torch.randn(3, 2), torch.randn(3, 4, 2)
     actions, log_prob = sampler.sample_with_log_prob(obs, noise)
-    mean, log_std = sampler._mean_log_std(obs)
+    mean = sampler.net(obs)[0].unsqueeze(-2)[..., :2]
+    log_std = sampler.squash(sampler.net(obs)[0], noise)[2]
     base = torch.distributions.Normal(mean, log_std.exp())
     pre_tanh = torch.atanh(actions.double().clamp(-1 + 1e-12, 1 - 1e-12)).float()
     expected = base.log_prob(pre_tanh).sum(-1) - torch.log(1 - actions.pow(2)).sum(-1)

@@ -175,3 +175,40 @@ def test_split_first_layer_equals_the_concatenated_input(rows):
     obs, actions = torch.randn(7, OBS), torch.randn(7, rows, ACT)
     expected = plain_mlp(net, torch.cat([obs.unsqueeze(1).expand(-1, rows, -1), actions], -1))
     torch.testing.assert_close(net(actions, context=obs), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("ensemble", "rows"), [(2, None), (2, 1), (1, 5), (2, 3)])
+def test_hand_written_backward_equals_autograd(ensemble, rows):
+    """``MLP.backward`` gives autograd's parameter and input gradients: plain input (rows None),
+    a context concatenated into one row per state (rows 1), and a context shared by several rows."""
+    torch.manual_seed(0)
+    net = MLP(OBS + ACT, [16, 16], 4, ensemble=ensemble)
+    obs = torch.randn(7, OBS)
+    x = torch.randn(7, OBS + ACT) if rows is None else torch.randn(7, rows, ACT)
+    context = None if rows is None else obs
+    grad_out = torch.randn(ensemble, *x.shape[:-1], 4)
+
+    x_auto = x.clone().requires_grad_(True)
+    (net(x_auto, context) * grad_out).sum().backward()
+    expected = [p.grad.clone() for p in net.parameters()] + [x_auto.grad]
+
+    with torch.no_grad():
+        out, record = net.forward_recorded(x, context)
+    gradients = net.parameter_gradients(record, grad_out) + [net.input_gradient(record, grad_out)]
+    torch.testing.assert_close(out, net(x, context))
+    for got, want in zip(gradients, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [SQL, SAC], ids=["sql", "sac"])
+def test_compiled_update_equals_the_eager_update(cls):
+    """``compile=True`` compiles the gradient computations; the parameters must come out the same."""
+    eager, compiled = make(cls, batch_size=16), make(cls, batch_size=16, compile=True)
+    initial = [p.clone() for p in compiled.skill.parameters()]
+    for step in range(3):
+        batch = random_batch(16, step)
+        eager.train_step(batch)
+        compiled.train_step(batch)
+    for a, b in zip(eager.skill.parameters(), compiled.skill.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert all(not torch.equal(a, b) for a, b in zip(initial, compiled.skill.parameters()))
