@@ -8,7 +8,7 @@ Measured in one run, the contenders alternating round by round so that machine d
 - gradient updates per second on fixed random batches of Ant-v5's shapes (105-D observations,
   8-D actions): our SAC and SB3's SAC at identical sizes (256x256, batch 256, twin critics, one
   update per step), and our SQL at the public code's MuJoCo sizes (128x128, batch 128, K 16, M 16)
-  and at 256x256;
+  and at 256x256; ours compiled (``compile=True``, the headline ratios) and eager (the default);
 - end-to-end environment steps per second of training on Ant-v5 (one update per step, after the
   buffer holds ``learning_starts`` transitions), ours and SB3's;
 - the machine's matrix-multiply peak (1024x1024 float32), and each update's floating-point work as
@@ -211,7 +211,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a run of under a minute: 1 round, short timings")
+    parser.add_argument("--quick", action="store_true", help="1 round, short timings: about a minute, plus compiling")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for every contender (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3; --quick: 1)")

@@ -60,6 +60,7 @@ def svgd_direction(fixed: torch.Tensor, updated: torch.Tensor, grad_log_p: torch
     return (kernel_t @ grad_log_p + repulsion) / fixed.shape[-2]
 
 
+@torch.no_grad()
 def svgd_sampler_gradients(
     q: torch.nn.Module, sampler: SVGDSampler, obs: torch.Tensor, noise: torch.Tensor, kernel_fixed: int
 ) -> list[torch.Tensor]:
