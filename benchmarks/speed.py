@@ -34,7 +34,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from skillbank import SAC, SQL
-from skillbank.buffer import FIELDS, ReplayBuffer
+from skillbank.buffer import ReplayBuffer
 
 ENV_ID = "Ant-v5"
 SAC_SIZES = dict(hidden=[256, 256], batch_size=256)
@@ -201,7 +201,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
     peak_kib = int(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True).stdout)
     buffer = ReplayBuffer(1, obs_dim, act_dim)
-    per_transition = sum(getattr(buffer, f).element_size() * getattr(buffer, f)[0].numel() for f in FIELDS)
+    per_transition = buffer.transitions.element_size() * buffer.transitions[0].numel()
     return {
         "transitions": transitions,
         "buffer_gb": per_transition * transitions / 1e9,
@@ -232,7 +232,7 @@ def main() -> None:
             continue
         contenders[name] = ours(cls, env, sizes, compile)[1]
         # A compiled update does the same matrix products as the eager one, where they can be counted.
-        work[name] = flops(ours(cls, env, sizes, False)[1])
+        work[name] = flops(ours(cls, env, sizes, False)[1] if compile else contenders[name])
     learners = {"sb3_sac": sb3_learner(256)}
     learned = ("sac", "sql_128") if args.quick else ("sac", "sac_eager", "sql_128", "sql_128_eager")
     learners.update({name: ours_learner(*OURS[name], 256) for name in learned})

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from skillbank.buffer import FIELDS, ReplayBuffer
+from skillbank.buffer import ReplayBuffer
 from skillbank.errors import SkillbankError
 from skillbank.networks import OPERATORS, CompositeQ, FusedAdam, ResamplingSampler, SoftQ, SVGDSampler
 from skillbank.skill import Skill, soft_value_uniform
@@ -114,8 +114,7 @@ def union_replay(buffers: Sequence[ReplayBuffer]) -> ReplayBuffer:
     union = ReplayBuffer(total, buffers[0].obs_dim, buffers[0].act_dim)
     start = 0
     for buffer in buffers:
-        for field in FIELDS:
-            getattr(union, field)[start : start + len(buffer)] = getattr(buffer, field)[: len(buffer)]
+        union.transitions[start : start + len(buffer)] = buffer.transitions[: len(buffer)]
         start += len(buffer)
     union.size, union.position = total, 0
     return union

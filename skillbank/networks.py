@@ -31,7 +31,9 @@ class FusedAdam:
     two), called directly: the optimizer's per-step Python work costs 0.17 ms, more than its kernel.
     """
 
-    def __init__(self, parameters: list[torch.Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(
+        self, parameters: list[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ) -> None:
         self.parameters = list(parameters)
         self.lr, self.betas, self.eps = float(lr), betas, float(eps)
         self.exp_avg = [torch.zeros_like(p) for p in self.parameters]

@@ -58,8 +58,8 @@ class SAC(OffPolicyAlgorithm):
             q_hidden=list(hidden), critics=2, q_output_scale=1.0, sampler="gaussian", sampler_hidden=list(hidden),
         )  # fmt: skip
         self.log_alpha = torch.tensor(math.log(self.skill.alpha))
-        self.q_parameters, self.q_target_parameters = list(self.skill.q.parameters()), list(self.q_target.parameters())
-        self.q_optimizer = FusedAdam(self.q_parameters, lr=q_lr)
+        self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=q_lr)
+        self.q_target_parameters = list(self.q_target.parameters())
         self.policy_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=policy_lr)
         self.alpha_optimizer = FusedAdam([self.log_alpha], lr=alpha_lr)
         if compile:  # the two gradient computations, each one graph of fused kernels
@@ -78,7 +78,7 @@ class SAC(OffPolicyAlgorithm):
         if self.hyperparameters["autotune"]:
             self.alpha_optimizer.step([alpha_gradient])
         self.skill.alpha = float(self.log_alpha.exp())
-        torch._foreach_lerp_(self.q_target_parameters, self.q_parameters, self.hyperparameters["tau"])
+        torch._foreach_lerp_(self.q_target_parameters, self.q_optimizer.parameters, self.hyperparameters["tau"])
         q_loss = 0.5 * td_error.pow(2).mean(-1).sum()
         return {"q_loss": q_loss.item(), "alpha": self.skill.alpha, "entropy": -log_pi.mean().item()}
 
