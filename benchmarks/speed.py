@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from skillbank import SAC, SQL
+from skillbank import SAC, SQL, losses
 from skillbank.buffer import ReplayBuffer
+from skillbank.private_ops import polyak_update
 
 ENV_ID = "Ant-v5"
 SAC_SIZES = dict(hidden=[256, 256], batch_size=256)
@@ -48,6 +49,8 @@ OURS = {
     "sql_128_eager": (SQL, SQL_SIZES, False),
     "sql_256": (SQL, SQL_256_SIZES, True),
 }
+# Autograd on skillbank.losses, compiled: (class, sizes), measured against the hand-written compiled path.
+AUTOGRAD = {"sac_autograd": (SAC, SAC_SIZES), "sql_128_autograd": (SQL, SQL_SIZES)}
 
 
 def matmul_peak(seconds: float) -> float:
@@ -79,6 +82,73 @@ def ours(cls, env: gym.Env, sizes: dict, compile: bool):
         algo.num_updates += 1
 
     update()  # compiles, where compiled
+    return algo, update
+
+
+def autograd(cls, env: gym.Env, sizes: dict):
+    """The same networks trained by autograd on :mod:`skillbank.losses`, each loss compiled with
+    ``torch.compile`` and stepped by ``torch.optim.Adam(fused=True)``: the path the hand-written
+    backward has to beat to be kept."""
+    algo = cls(env, buffer_size=4096, **sizes)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    fill_random(lambda o, a, r, t: algo.buffer.add(o, a, r, o, t), obs_dim, act_dim, 4096)
+    hp, skill, rng = algo.config, algo.skill, algo.rng
+    q, pi, q_target = skill.q, skill.sampler, algo.q_target
+    q_params, pi_params = list(q.parameters()), list(pi.parameters())
+    q_opt = torch.optim.Adam(q_params, lr=hp.q_lr, fused=True)
+    batch_size = sizes["batch_size"]
+    if cls is SQL:
+        pi_opt = torch.optim.Adam(pi_params, lr=hp.sampler_lr, fused=True)
+
+        @torch.compile
+        def sql_losses(batch, uniform, noise):
+            q_loss = losses.sql_q_loss(q, q_target, batch, uniform, hp.alpha, hp.gamma)[0]
+            return q_loss + losses.sql_sampler_loss(q, pi, batch[0], noise, hp.kernel_fixed)
+
+        def update() -> None:
+            batch = algo.buffer.sample(batch_size, rng)
+            uniform = torch.rand(batch_size, hp.value_particles, act_dim, generator=rng) * 2 - 1
+            noise = torch.randn(batch_size, hp.kernel_particles, act_dim, generator=rng)
+            q_opt.zero_grad(set_to_none=True)
+            pi_opt.zero_grad(set_to_none=True)
+            sql_losses(batch, uniform, noise).backward()
+            q_opt.step()
+            pi_opt.step()
+            algo.num_updates += 1
+            if algo.num_updates % hp.target_update_interval == 0:
+                polyak_update(list(q_target.parameters()), q_params, 1.0)
+
+    else:
+        log_alpha = torch.zeros((), requires_grad=True)
+        pi_opt = torch.optim.Adam(pi_params, lr=hp.policy_lr, fused=True)
+        alpha_opt = torch.optim.Adam([log_alpha], lr=hp.alpha_lr, fused=True)
+
+        @torch.compile
+        def critic_loss(batch, next_noise):
+            return losses.sac_q_loss(q, q_target, pi, batch, next_noise, log_alpha.detach().exp(), hp.gamma)[0]
+
+        @torch.compile
+        def actor_losses(obs, noise):
+            policy_loss, log_pi = losses.sac_policy_loss(q, pi, obs, noise, log_alpha.detach().exp())
+            return policy_loss + losses.sac_alpha_loss(log_alpha, log_pi, hp.target_entropy)
+
+        def update() -> None:
+            batch = algo.buffer.sample(batch_size, rng)
+            shape = (batch_size, 1, act_dim)
+            next_noise, noise = torch.randn(shape, generator=rng), torch.randn(shape, generator=rng)
+            q_opt.zero_grad(set_to_none=True)
+            critic_loss(batch, next_noise).backward()
+            q_opt.step()
+            pi_opt.zero_grad(set_to_none=True)
+            alpha_opt.zero_grad(set_to_none=True)
+            q.requires_grad_(False)  # J_pi flows through the critics into the policy only
+            actor_losses(batch[0], noise).backward()
+            q.requires_grad_(True)
+            pi_opt.step()
+            alpha_opt.step()
+            polyak_update(list(q_target.parameters()), q_params, hp.tau)
+
+    update()  # compiles
     return algo, update
 
 
@@ -233,6 +303,9 @@ def main() -> None:
         contenders[name] = ours(cls, env, sizes, compile)[1]
         # A compiled update does the same matrix products as the eager one, where they can be counted.
         work[name] = flops(ours(cls, env, sizes, False)[1] if compile else contenders[name])
+    for name, (cls, sizes) in AUTOGRAD.items():
+        contenders[name] = autograd(cls, env, sizes)[1]
+        work[name] = work[name.replace("_autograd", "")]  # the same products, by another route
     learners = {"sb3_sac": sb3_learner(256)}
     learned = ("sac", "sql_128") if args.quick else ("sac", "sac_eager", "sql_128", "sql_128_eager")
     learners.update({name: ours_learner(*OURS[name], 256) for name in learned})
@@ -265,6 +338,11 @@ def main() -> None:
         "sac_vs_sb3_env_steps": vs_sb3(env_per_s, "sac"),
         "sql_updates_per_s": round(per_s["sql_128"], 1),
         "sql_vs_sb3_env_steps": vs_sb3(env_per_s, "sql_128"),
+        # Autograd on losses.py (compiled, fused Adam) over the compiled hand path: under 0.9, the hand path stays.
+        "autograd_vs_hand": {
+            "sac": round(per_s["sac_autograd"] / per_s["sac"], 3),
+            "sql": round(per_s["sql_128_autograd"] / per_s["sql_128"], 3),
+        },
         "eager": {
             "sac_vs_sb3_updates": vs_sb3(per_s, "sac_eager"),
             "sac_vs_sb3_env_steps": vs_sb3(env_per_s, "sac_eager"),

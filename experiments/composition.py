@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skillbank.bounds import bound_report
-from skillbank.compose import compose, sampler_total_variation, union_replay
+from skillbank.compose import compose, sampler_total_variation
 from skillbank.evaluate import make_skill_env, rollouts, summarise
+from skillbank.grid_bounds import bound_report
 from skillbank.oracle import GridModel, OraclePolicy
 from skillbank.plot import plot_bound_maps, plot_multigoal
 from skillbank.registry import Registry
@@ -77,7 +77,7 @@ def main() -> None:
     for pair in (("east", "north"), ("east", "west")):
         a, b = skills[pair[0]], skills[pair[1]]
         label = "+".join(pair)
-        replay = union_replay([registry.replay_buffer(s.ref) for s in (a, b)])
+        replay = registry.replay_union([a.ref, b.ref])
         region = replay.observations.numpy()
         row: dict = {}
         mean = compose([a, b], "mean")

@@ -16,10 +16,11 @@ from pathlib import Path
 import gymnasium as gym
 import torch
 
-from skillbank.bounds import _particle_values, q_on_grid, weighted_divergence
-from skillbank.compose import combined_task, union_replay
+from skillbank.compose import combined_task
+from skillbank.grid_bounds import q_on_grid, weighted_divergence
 from skillbank.oracle import GridModel
 from skillbank.registry import Registry
+from skillbank.sampled_bounds import _particle_values
 
 
 def main() -> None:
@@ -33,7 +34,7 @@ def main() -> None:
     weights, alpha = [0.5, 0.5], skills[0].alpha
     task = combined_task(skills, "mean", weights)
     env = gym.make(task["env_id"], **task["env_kwargs"]).unwrapped
-    replay = union_replay([registry.replay_buffer(s.ref) for s in skills])
+    replay = registry.replay_union([s.ref for s in skills])
     pick = torch.randperm(len(replay), generator=torch.Generator().manual_seed(0))[: args.states]
     states = replay.next_observations[pick].float()
 

@@ -8,6 +8,8 @@ import h5py
 import numpy as np
 import torch
 
+from skillbank.errors import SkillbankError
+
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals")
 
 
@@ -43,6 +45,20 @@ class ReplayBuffer:
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         """A batch ``(s, a, r, s', terminal)`` drawn uniformly with replacement."""
         return self._fields(self.transitions[torch.randint(0, self.size, (batch_size,), generator=generator)])
+
+    @classmethod
+    def concatenate(cls, buffers: list[ReplayBuffer]) -> ReplayBuffer:
+        """One buffer holding every transition of ``buffers`` (e.g. the constituents' shared experience)."""
+        total = sum(len(b) for b in buffers)
+        if total == 0:
+            raise SkillbankError("the replay buffers are empty")
+        union = cls(total, buffers[0].obs_dim, buffers[0].act_dim)
+        start = 0
+        for buffer in buffers:
+            union.transitions[start : start + len(buffer)] = buffer.transitions[: len(buffer)]
+            start += len(buffer)
+        union.size, union.position = total, 0
+        return union
 
     def save_hdf5(self, path: str | Path) -> Path:
         """Write the filled part as chunked, gzip-compressed datasets, oldest transition first."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,8 @@ def _registry(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from skillbank.evaluate import make_skill_env, rollouts, save_rollouts, summarise
+    from skillbank.evaluate import evaluate_and_register, headline
+    from skillbank.registry import validate_name
     from skillbank.tasks import load_task
 
     task = load_task(args.task)
@@ -45,11 +45,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     algo = task.build(args.algo, args.seed, compile=args.compile)
     steps = task.steps if args.steps is None else args.steps
-    name = args.name or f"{task.name}-{algo.algorithm}"
+    name = validate_name(args.name or f"{task.name}-{algo.algorithm}")  # before hours of training, not after
     registry = _registry(args)
-    from skillbank.registry import validate_name
-
-    validate_name(name)  # fail before hours of training, not after
     print(
         f"training {algo.algorithm} on {task.name} ({task.env_id}) for {steps} steps, seed {algo.seed}", file=sys.stderr
     )
@@ -62,19 +59,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"\ninterrupted after {algo.num_timesteps} steps; the skill so far is saved in {rescue}/", file=sys.stderr
         )
         return 130
-    env = make_skill_env(algo.skill)
-    paths = rollouts(algo.skill, task.episodes, seed=algo.seed + 10_000, env=env)
-    summary = algo.skill.description["metrics"] = summarise(paths, env)
-    with tempfile.TemporaryDirectory() as tmp:
-        ref = registry.register(
-            algo.skill,
-            name,
-            description=task.description,
-            replay=algo.buffer if args.keep_replay else None,
-            rollouts=save_rollouts(paths, Path(tmp) / "rollouts.h5"),
-        )
-    shown = {k: summary[k] for k in ("mean_return", "success_rate", "goal_counts") if k in summary}
-    print(f"registered {ref} in {registry.path} ({algo.train_time_s:.0f} s of training); {json.dumps(shown)}")
+    ref = evaluate_and_register(
+        registry, algo.skill, name, task.episodes, seed=algo.seed + 10_000, description=task.description,
+        replay=algo.buffer if args.keep_replay else None,
+    )  # fmt: skip
+    metrics = json.dumps(headline(algo.skill.description["metrics"]))
+    print(f"registered {ref} in {registry.path} ({algo.train_time_s:.0f} s of training); {metrics}")
     return 0
 
 
@@ -96,7 +86,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from skillbank.plot import plot_multigoal
+    from skillbank.bounds import composite_report
+    from skillbank.evaluate import rollouts
+    from skillbank.plot import plot_bound_maps, plot_multigoal
 
     skill = _registry(args).load(args.ref)
     out = args.out or Path(skill.ref.replace("@", "-v") + ".png")
@@ -105,16 +97,21 @@ def cmd_plot(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SkillbankError(f"cannot plot {skill.ref}: {error}") from error
     print(f"wrote {out}")
-    if skill.description.get("algorithm") == "composite":
-        from skillbank.evaluate import rollouts
-        from skillbank.plot import plot_bound_maps
-
-        report = composite_bounds(skill, [], spacing=args.spacing)
-        if report is not None:
-            paths = rollouts(skill, args.episodes, seed=args.seed)
-            maps = plot_bound_maps(report, out.with_name(out.stem + "-bounds.png"), skill.ref, paths)
-            print(f"wrote {maps}")
+    report = composite_report(skill, spacing=args.spacing) if skill.description["algorithm"] == "composite" else None
+    if report is not None:
+        paths = rollouts(skill, args.episodes, seed=args.seed)
+        print(f"wrote {plot_bound_maps(report, out.with_name(out.stem + '-bounds.png'), skill.ref, paths)}")
     return 0
+
+
+def _table(rows: list[list[str]], right: Sequence[int] = ()) -> str:
+    """Rows of cells in columns as wide as their widest cell (``right``: right-aligned columns)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -126,13 +123,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no skills in {registry.path}; `skillbank train multigoal` makes one")
         return 0
-    header = f"{'name':24} {'latest':>6} {'versions':>8}  {'task':18} {'algo':5} aliases"
-    print(header)
+    table = [["name", "latest", "versions", "task", "algo", "aliases"]]
     for r in rows:
-        print(
-            f"{r['name']:24} {r['latest']:>6} {r['versions']:>8}  {str(r['task']):18} {str(r['algorithm']):5} "
-            f"{', '.join(r['aliases'])}"
-        )
+        cells = [r["name"], r["latest"], r["versions"], r["task"], r["algorithm"], ", ".join(r["aliases"])]
+        table.append([str(c) for c in cells])
+    print(_table(table, right=(1, 2)))
     return 0
 
 
@@ -222,121 +217,32 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _constituent_envs(skills) -> list:
-    from skillbank.evaluate import make_skill_env
-
-    return [make_skill_env(skill).unwrapped for skill in skills]
-
-
-def _replay_union(registry, refs: list[str]):
-    from skillbank.compose import union_replay
-
-    return union_replay([registry.replay_buffer(ref) for ref in refs])
-
-
-def composite_bounds(skill, parts: list, registry=None, tolerance: float | None = None, spacing: float = 0.2):
-    """The bound report of a composite on a 2-D MultiGoal task, or None where it does not apply."""
-    from skillbank.bounds import bound_report
-    from skillbank.evaluate import make_skill_env
-
-    composition = skill.description.get("composition", {})
-    if skill.action_dim != 2 or composition.get("op") not in ("sum", "mean", "dc"):
-        return None
-    region = None
-    if registry is not None and all(composition.get("constituents") or [None]):
-        replay = _replay_or_none(registry, composition["constituents"])
-        region = None if replay is None else replay.observations.numpy()
-    base = skill.q.parts
-    weights = composition["weights"]
-    return bound_report(
-        base, make_skill_env(skill).unwrapped, skill.alpha, skill.gamma, weights,
-        constituent_envs=_constituent_envs(parts) if parts else None,
-        composite=skill.q, region=region, spacing=spacing, tolerance=tolerance,
-    )  # fmt: skip
-
-
-def _replay_or_none(registry, refs: list[str]):
-    try:
-        return _replay_union(registry, refs)
-    except SkillbankError:
-        return None
-
-
-def sampled_bounds(
-    skills: list,
-    weights: list[float],
-    replay,
-    tolerance: float | None = None,
-    steps: int = 3000,
-    fits: int = 3,
-    progress: bool = True,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Bounds of the weighted mean of ``skills`` estimated from the composite's rollouts on the
-    combined task and from their replay union ``replay`` (any task)."""
-    import gymnasium as gym
-    from tqdm.auto import tqdm
-
-    from skillbank.bounds import sample_bounds, sample_verdict
-    from skillbank.compose import combined_task
-
-    if replay is None:
-        raise SkillbankError("sampled bounds need the constituents' replay buffers; train them with --keep-replay")
-    task = combined_task(skills, "mean", weights)
-
-    def make_env(horizon: int):
-        return gym.make(task["env_id"], max_episode_steps=horizon, **task.get("env_kwargs", {}))
-
-    n = len(replay)
-    transitions = (replay.observations[:n], replay.actions[:n], replay.next_observations[:n], replay.terminals[:n])
-    with tqdm(total=fits * steps, disable=not progress, desc="sampled bounds", unit="step") as bar:
-        sampled = sample_bounds(
-            [s.q for s in skills], weights, skills[0].alpha, skills[0].gamma, transitions, make_env,
-            skills[0].to_env_action, fits=fits, steps=steps, seed=seed, progress=bar.update,
-        )  # fmt: skip
-    return {"sampled": sampled, "verdict": sample_verdict(sampled, tolerance)}
-
-
 def cmd_compose(args: argparse.Namespace) -> int:
+    from skillbank.bounds import composite_error_bar
     from skillbank.compose import compose
-    from skillbank.evaluate import make_skill_env, rollouts, save_rollouts, summarise
+    from skillbank.evaluate import evaluate_and_register, headline
     from skillbank.registry import Parent, validate_name
 
     registry = _registry(args)
     validate_name(args.name)
     skills = [registry.load(ref) for ref in args.refs]
-    needs_replay = args.sampler == "svgd" or args.op == "dc"
-    replay = _replay_union(registry, [s.ref for s in skills]) if needs_replay else None
+    replay = registry.replay_union([s.ref for s in skills])
     skill = compose(
         skills, args.op, args.weights, rescale_alpha=args.rescale_alpha, sampler=args.sampler, replay=replay,
         sampler_steps=args.sampler_steps, correction_steps=args.correction_steps,
         langevin_steps=args.langevin_steps, seed=args.seed, progress_bar=not args.no_progress,
     )  # fmt: skip
-    env = make_skill_env(skill)
-    paths = rollouts(skill, args.episodes, seed=args.seed, env=env)
-    skill.description["metrics"] = summarise(paths, env)
-    report = composite_bounds(skill, skills, registry, args.tolerance, args.spacing)
-    if report is not None:
-        skill.description["bounds"] = report.summary
-    elif args.op in ("sum", "mean"):  # no grid: estimate from the replay buffers, where they exist
-        if replay is None:
-            replay = _replay_or_none(registry, [s.ref for s in skills])
-        if replay is not None:
-            skill.description["bounds"] = sampled_bounds(
-                skills, skill.description["composition"]["weights"], replay, args.tolerance,
-                progress=not args.no_progress, seed=args.seed,
-            )  # fmt: skip
+    bounds = composite_error_bar(skill, skills, replay, args.tolerance, args.spacing, not args.no_progress, args.seed)
+    if bounds is not None:
+        skill.description["bounds"] = bounds
     parents = [Parent(s.ref, "constituent", {"weight": w}) for s, w in zip(skills, skill.q.weights)]
-    with tempfile.TemporaryDirectory() as tmp:
-        ref = registry.register(
-            skill, args.name, description=f"{args.op} of {', '.join(s.ref for s in skills)}", parents=parents,
-            rollouts=save_rollouts(paths, Path(tmp) / "rollouts.h5"),
-        )  # fmt: skip
-    metrics = skill.description["metrics"]
-    shown = {k: metrics[k] for k in ("mean_return", "success_rate", "goal_counts") if k in metrics}
-    print(f"registered {ref}: {json.dumps(shown)}")
-    if "bounds" in skill.description:
-        print(_verdict_line(skill.description["bounds"]))
+    ref = evaluate_and_register(
+        registry, skill, args.name, args.episodes, seed=args.seed, parents=parents,
+        description=f"{args.op} of {', '.join(s.ref for s in skills)}",
+    )  # fmt: skip
+    print(f"registered {ref}: {json.dumps(headline(skill.description['metrics']))}")
+    if bounds is not None:
+        print(_verdict_line(bounds))
     return 0
 
 
@@ -345,55 +251,24 @@ def _verdict_line(summary: dict[str, Any]) -> str:
     return f"bound verdict: {v['verdict']}: {v['advice']}"
 
 
-def cmd_bound(args: argparse.Namespace) -> int:
-    from skillbank.bounds import bound_report
-    from skillbank.compose import check_compatible
+def _print_sampled(summary: dict[str, Any], composite: str) -> None:
+    est = summary["sampled"]
+    print(
+        f"composite {composite}: L1 and C_pi at the start from {est['rollouts']['episodes']} rollouts (± standard "
+        f"error), the rest fitted on {est['estimator']['transitions']} replay transitions (± sd of "
+        f"{est['estimator']['fits']} bootstrap fits)"
+    )
+    print(f"  {'':8} {'L1':>16} {'C_pi':>16} {'C*':>16} {'C* paper':>16} {'D*':>16}")
+    for stat in ("start", "mean"):
+        cells = []
+        for m in ("L1", "C_pi", "C_star", "C_star_paper", "D_star"):
+            sd = est[f"{m}_{stat}_std"]
+            cells.append(f"{est[f'{m}_{stat}']:.4g}" + ("" if sd is None else f" ± {sd:.2g}"))
+        print(f"  {stat:8} " + " ".join(f"{c:>16}" for c in cells))
 
-    registry = _registry(args)
-    skills = [registry.load(ref) for ref in args.refs]
-    if len(skills) < 2:
-        raise SkillbankError("give at least two skills to bound their composition")
-    check_compatible(skills, rescale_alpha=False)
-    from skillbank.compose import combined_task, operator_weights
 
-    weights = operator_weights("mean", args.weights, len(skills))
-    task = combined_task(skills, "mean", weights)
-    replay = _replay_or_none(registry, [s.ref for s in skills])
-    if args.sampled or skills[0].action_dim != 2 or task["env_id"] != "skillbank/MultiGoal-v0":
-        summary = {"constituents": [s.ref for s in skills]}
-        summary.update(sampled_bounds(skills, weights, replay, args.tolerance, args.steps, args.fits, not args.json))
-        if args.json:
-            _print_json(summary)
-            return 0
-        est = summary["sampled"]
-        print(
-            f"composite {' + '.join(f'{w:g}*{s.ref}' for w, s in zip(weights, skills))}: L1 and C_pi at the start "
-            f"from {est['rollouts']['episodes']} rollouts (± standard error), the rest fitted on "
-            f"{est['estimator']['transitions']} replay transitions (± sd of {est['estimator']['fits']} bootstrap fits)"
-        )
-        print(f"  {'':8} {'L1':>16} {'C_pi':>16} {'C*':>16} {'C* paper':>16} {'D*':>16}")
-        for stat in ("start", "mean"):
-            cells = []
-            for m in ("L1", "C_pi", "C_star", "C_star_paper", "D_star"):
-                sd = est[f"{m}_{stat}_std"]
-                cells.append(f"{est[f'{m}_{stat}']:.4g}" + ("" if sd is None else f" ± {sd:.2g}"))
-            print(f"  {stat:8} " + " ".join(f"{c:>16}" for c in cells))
-        print(_verdict_line(summary))
-        return 0
-    import gymnasium as gym
-
-    combined = gym.make(task["env_id"], **task["env_kwargs"]).unwrapped
-    region = None if replay is None else replay.observations.numpy()
-    report = bound_report(
-        [s.q for s in skills], combined, skills[0].alpha, skills[0].gamma, weights,
-        constituent_envs=_constituent_envs(skills), region=region,
-        spacing=args.spacing, action_points=args.action_points, tolerance=args.tolerance,
-    )  # fmt: skip
-    summary = {"constituents": [s.ref for s in skills], **report.summary}
-    if args.json:
-        _print_json(summary)
-        return 0
-    print(f"composite {' + '.join(f'{w:g}*{s.ref}' for w, s in zip(weights, skills))} on a {report.grid.n}^2 grid")
+def _print_grid(summary: dict[str, Any], composite: str) -> None:
+    print(f"composite {composite} on a {summary['grid']['states']}-state grid")
     header = f"  {'':24} {'true error':>11} {'L1':>9} {'C_pi':>9} {'C*':>10} {'C* paper':>10} {'D*':>10}"
     for label, key in (("learned constituents", "learned"), ("oracle constituents", "oracle")):
         if key not in summary:
@@ -409,6 +284,23 @@ def cmd_bound(args: argparse.Namespace) -> int:
         print(f"  Q_Σ >= Q*_C >= Q_Σ - C* holds at {100 * holds:.1f}% of grid points; L1 <= Q_Σ - Q*_C <= C_pi at "
               f"{sandwich:.1f}%; tightness mean(error) / mean(C_pi) {s['C_pi_tightness']:.3g}, "
               f"/ mean(C*) {s['C_star_paper_tightness']:.3g}")  # fmt: skip
+
+
+def cmd_bound(args: argparse.Namespace) -> int:
+    from skillbank.bounds import bound_mean
+
+    registry = _registry(args)
+    skills = [registry.load(ref) for ref in args.refs]
+    summary = bound_mean(
+        skills, args.weights, registry.replay_union([s.ref for s in skills]), sampled=args.sampled,
+        tolerance=args.tolerance, spacing=args.spacing, action_points=args.action_points, steps=args.steps,
+        fits=args.fits, progress=not args.json,
+    )  # fmt: skip
+    if args.json:
+        _print_json(summary)
+        return 0
+    composite = " + ".join(f"{w:g}*{s.ref}" for w, s in zip(summary["weights"], skills))
+    (_print_sampled if summary["method"] == "sampled" else _print_grid)(summary, composite)
     print(_verdict_line(summary))
     return 0
 
@@ -426,26 +318,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ----- parser -----------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    store = argparse.ArgumentParser(add_help=False)
-    store.add_argument(
-        "--store", metavar="PATH", help="skill store directory (default: $SKILLBANK_STORE or ./skills_store)"
-    )
-    parser = argparse.ArgumentParser(
-        prog="skillbank",
-        description="Pretrain, store, evaluate and plot maximum-entropy RL skills.",
-        epilog="Skill references: NAME (latest version), NAME@N (version N) or NAME@ALIAS.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+Add = Callable[[str, str, Callable[[argparse.Namespace], int]], argparse.ArgumentParser]
 
-    def add(name: str, help: str, func) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, parents=[store])
-        p.set_defaults(func=func)
-        return p
+
+def _training_commands(add: Add) -> None:
+    from skillbank.grid_bounds import SPACING
+    from skillbank.tasks import ALGORITHMS
 
     p = add("train", "train a skill on a task file and register it", cmd_train)
     p.add_argument("task", help="a task name in tasks/ (e.g. multigoal) or a path to a .toml task file")
-    p.add_argument("--algo", choices=["sql", "sac"], help="algorithm (default: the task's)")
+    p.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm (default: the task's)")
     p.add_argument("--steps", type=_positive, help="environment steps (default: the task's budget)")
     p.add_argument("--seed", type=_positive, help="random seed (default: the task's)")
     p.add_argument("--name", help="register under this name (default: TASK-ALGO)")
@@ -471,41 +353,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="PNG file to write (default: NAME-vN.png)")
     p.add_argument("--episodes", type=_positive, default=50, help="rollouts to draw (default 50)")
     p.add_argument("--seed", type=_positive, default=0, help="seed of the rollouts and samples (default 0)")
-    p.add_argument("--spacing", type=float, default=0.2, help="grid spacing of a composite's bound maps")
+    p.add_argument("--spacing", type=float, default=SPACING, help=f"grid spacing of a composite's bound maps "
+                   f"(default {SPACING})")  # fmt: skip
+
+
+def _composition_commands(add: Add) -> None:
+    from skillbank.compose import CORRECTION_STEPS, SAMPLER_STEPS, SAMPLERS
+    from skillbank.composite import OPERATORS
+    from skillbank.grid_bounds import ACTION_POINTS, SPACING
+    from skillbank.sampled_bounds import FIT_STEPS, FITS
 
     p = add("compose", "compose registered skills into a new one and register it with its lineage", cmd_compose)
     p.add_argument("refs", nargs="+", metavar="REF", help="skill references (two or more)")
-    p.add_argument("--op", choices=["sum", "mean", "or", "gpi", "dc"], default="mean",
+    p.add_argument("--op", choices=OPERATORS, default="mean",
                    help="sum or mean of Q (the paper's composition), soft OR, max-ent GPI, or divergence "
                         "correction (mean minus a learned correction); default mean")  # fmt: skip
     p.add_argument("--weights", type=float, nargs="+", help="one weight per skill (default: equal)")
     p.add_argument("--name", required=True, help="register the composite under this name")
-    p.add_argument("--sampler", choices=["resample", "svgd"], default="resample",
+    p.add_argument("--sampler", choices=SAMPLERS, default=SAMPLERS[0],
                    help="resample: training-free importance resampling from the constituents' samplers; "
                         "svgd: train a fresh SVGD sampler on their replay buffers (default resample)")  # fmt: skip
-    p.add_argument("--sampler-steps", type=_positive, default=10_000, help="svgd sampler training steps")
+    p.add_argument("--sampler-steps", type=_positive, default=SAMPLER_STEPS,
+                   help=f"svgd sampler training steps (default {SAMPLER_STEPS})")  # fmt: skip
     p.add_argument("--langevin-steps", type=_positive, default=0, help="Langevin refinement steps (resample)")
-    p.add_argument("--correction-steps", type=_positive, default=10_000, help="dc correction training steps")
+    p.add_argument("--correction-steps", type=_positive, default=CORRECTION_STEPS,
+                   help=f"dc correction training steps (default {CORRECTION_STEPS})")  # fmt: skip
     p.add_argument("--rescale-alpha", action="store_true", help="compose skills of different alpha by rescaling Q")
     p.add_argument("--episodes", type=_positive, default=100, help="evaluation rollouts (default 100)")
     p.add_argument("--tolerance", type=float, help="verdict tolerance in reward units (default 5%% of |V|)")
-    p.add_argument("--spacing", type=float, default=0.2, help="state grid spacing of the bound (2-D tasks)")
+    p.add_argument("--spacing", type=float, default=SPACING,
+                   help=f"state grid spacing of the bound (2-D tasks; default {SPACING})")  # fmt: skip
     p.add_argument("--seed", type=_positive, default=0, help="seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = add("bound", "bound the error of the mean of skills against the combined task's optimum", cmd_bound)
     p.add_argument("refs", nargs="+", metavar="REF", help="skill references (two or more)")
     p.add_argument("--weights", type=float, nargs="+", help="one weight per skill (default: equal)")
-    p.add_argument("--spacing", type=float, default=0.2, help="state grid spacing (default 0.2)")
-    p.add_argument("--action-points", type=int, default=11, help="action grid points per axis (default 11)")
+    p.add_argument("--spacing", type=float, default=SPACING, help=f"state grid spacing (default {SPACING})")
+    p.add_argument("--action-points", type=_positive, default=ACTION_POINTS,
+                   help=f"action grid points per axis (default {ACTION_POINTS})")  # fmt: skip
     p.add_argument("--tolerance", type=float, help="verdict tolerance in reward units (default 5%% of |V|)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.add_argument("--sampled", action="store_true",
                    help="estimate the bounds from the constituents' replay buffers by fitted TD, with their spread "
                         "(the default, and the only way, for tasks other than 2-D MultiGoal)")  # fmt: skip
-    p.add_argument("--steps", type=_positive, default=3000, help="TD steps per sampled fit (default 3000)")
-    p.add_argument("--fits", type=_positive, default=3, help="bootstrap fits of the sampled estimate (default 3)")
+    p.add_argument("--steps", type=_positive, default=FIT_STEPS, help=f"TD steps per sampled fit (default {FIT_STEPS})")
+    p.add_argument(
+        "--fits", type=_positive, default=FITS, help=f"bootstrap fits of the sampled estimate (default {FITS})"
+    )
 
+
+def _store_commands(add: Add) -> None:
     p = add("demo", "compose the shipped east and north skills, evaluate, bound and plot them", cmd_demo)
     p.add_argument("--out", type=Path, default=Path("demo"), help="folder for figures and summary (default demo/)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -539,6 +437,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("import", "import an archive written by export", cmd_import)
     p.add_argument("file", type=Path, help="archive to read")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--store", metavar="PATH", help="skill store directory (default: $SKILLBANK_STORE or ./skills_store)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="skillbank",
+        description="Pretrain, store, evaluate and plot maximum-entropy RL skills.",
+        epilog="Skill references: NAME (latest version), NAME@N (version N) or NAME@ALIAS.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[store])
+        p.set_defaults(func=func)
+        return p
+
+    _training_commands(add)
+    _composition_commands(add)
+    _store_commands(add)
     return parser
 
 

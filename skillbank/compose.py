@@ -2,10 +2,10 @@
 
 >>> east, north = registry.load("corner-east"), registry.load("corner-north")   # doctest: +SKIP
 >>> both = compose([east, north], "mean")                                         # doctest: +SKIP
->>> registry.register(both, "corner-east+north", parents=[east.ref, north.ref])   # doctest: +SKIP
+>>> registry.register(both, "east-and-north", parents=[east.ref, north.ref])   # doctest: +SKIP
 
 A composite is a :class:`~skillbank.skill.Skill` like any other: its Q-network is a
-:class:`~skillbank.networks.CompositeQ` holding copies of the constituents' networks, so it saves,
+:class:`~skillbank.composite.CompositeQ` holding copies of the constituents' networks, so it saves,
 loads, evaluates, plots and composes again without the constituents being present.
 """
 
@@ -21,32 +21,18 @@ import torch
 from tqdm.auto import tqdm
 
 from skillbank.buffer import ReplayBuffer
+from skillbank.composite import CompositeQ, ResamplingSampler, operator_weights, weighted_sum
+from skillbank.envs import MULTIGOAL_ID
 from skillbank.errors import SkillbankError
-from skillbank.networks import OPERATORS, CompositeQ, FusedAdam, ResamplingSampler, SoftQ, SVGDSampler
-from skillbank.skill import Skill, soft_value_uniform
+from skillbank.losses import soft_value_uniform
+from skillbank.networks import SoftQ, SVGDSampler
+from skillbank.private_ops import FusedAdam, polyak_update
+from skillbank.skill import Skill
 from skillbank.sql import svgd_sampler_gradients
 
-MULTIGOAL = "skillbank/MultiGoal-v0"
-
-
-def operator_weights(op: str, weights: Sequence[float] | None, n: int) -> list[float]:
-    """The weights an operator uses: explicit ones checked, defaults 1 (sum) or 1/n (others)."""
-    if op not in OPERATORS:
-        raise SkillbankError(f"unknown operator {op!r}; choose one of {', '.join(OPERATORS)}")
-    if n < 2:
-        raise SkillbankError("composition needs at least two skills")
-    if weights is None:
-        return [1.0] * n if op == "sum" else [1.0 / n] * n
-    weights = [float(w) for w in weights]
-    if len(weights) != n:
-        raise SkillbankError(f"got {len(weights)} weights for {n} skills; give one weight per skill")
-    if min(weights) < 0 or sum(weights) <= 0:
-        raise SkillbankError(f"weights must be >= 0 with a positive sum, got {weights}")
-    if op == "gpi" and len(set(weights)) > 1:
-        raise SkillbankError("gpi takes the max over Q-functions and has no weights; leave --weights out")
-    if op == "sum":
-        return weights
-    return [w / sum(weights) for w in weights]
+SAMPLERS = ("resample", "svgd")  # the composite's sampler: training-free resampling, or a fresh SVGD sampler
+SAMPLER_STEPS = 10_000  # the public composition code's SVGD sampler training
+CORRECTION_STEPS = 10_000
 
 
 def check_compatible(skills: Sequence[Skill], rescale_alpha: bool) -> list[float]:
@@ -80,7 +66,7 @@ def combined_task(skills: Sequence[Skill], op: str, weights: Sequence[float]) ->
     names = [t.get("name") or "?" for t in tasks]
     joiner = " or " if op in ("or", "gpi") else " + "
     task: dict[str, Any] = {"name": f"{op}({', '.join(names)})", "env_id": tasks[0].get("env_id")}
-    if task["env_id"] != MULTIGOAL:
+    if task["env_id"] != MULTIGOAL_ID:
         same = all(t.get("env_kwargs") == tasks[0].get("env_kwargs") for t in tasks)
         task["env_kwargs"] = tasks[0].get("env_kwargs", {}) if same else {}
         task["description"] = joiner.join(names)
@@ -106,20 +92,6 @@ def combined_task(skills: Sequence[Skill], op: str, weights: Sequence[float]) ->
     return task
 
 
-def union_replay(buffers: Sequence[ReplayBuffer]) -> ReplayBuffer:
-    """One buffer holding every transition of ``buffers`` (the constituents' shared experience)."""
-    total = sum(len(b) for b in buffers)
-    if total == 0:
-        raise SkillbankError("the constituents' replay buffers are empty")
-    union = ReplayBuffer(total, buffers[0].obs_dim, buffers[0].act_dim)
-    start = 0
-    for buffer in buffers:
-        union.transitions[start : start + len(buffer)] = buffer.transitions[: len(buffer)]
-        start += len(buffer)
-    union.size, union.position = total, 0
-    return union
-
-
 def base_samplers(skill: Skill) -> list[torch.nn.Module]:
     """The trained samplers a skill's sampler is built from (a resampling sampler's parts, flattened)."""
     if isinstance(skill.sampler, ResamplingSampler):
@@ -135,8 +107,8 @@ def compose(
     rescale_alpha: bool = False,
     sampler: str = "resample",
     replay: ReplayBuffer | None = None,
-    sampler_steps: int = 10_000,
-    correction_steps: int = 10_000,
+    sampler_steps: int = SAMPLER_STEPS,
+    correction_steps: int = CORRECTION_STEPS,
     langevin_steps: int = 0,
     seed: int = 0,
     progress_bar: bool = False,
@@ -188,7 +160,7 @@ def compose(
             torch.manual_seed(seed)
             pi = SVGDSampler(obs_dim, act_dim, [100, 100])
     else:
-        raise SkillbankError(f"unknown sampler {sampler!r}; choose resample or svgd")
+        raise SkillbankError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     skill = Skill(q, pi, description)
     if op == "dc":
         description["composition"]["correction"] = train_correction(
@@ -204,7 +176,7 @@ def compose(
 def train_sampler(
     skill: Skill,
     replay: ReplayBuffer,
-    steps: int = 10_000,
+    steps: int = SAMPLER_STEPS,
     batch_size: int = 128,
     kernel_particles: int = 16,
     lr: float = 3e-4,
@@ -225,7 +197,7 @@ def train_sampler(
 def train_correction(
     skill: Skill,
     replay: ReplayBuffer,
-    steps: int = 10_000,
+    steps: int = CORRECTION_STEPS,
     batch_size: int = 128,
     value_particles: int = 64,
     lr: float = 3e-4,
@@ -246,7 +218,6 @@ def train_correction(
     optimizer = torch.optim.Adam(correction.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     alpha, gamma, d = skill.alpha, skill.gamma, q.act_dim
-    weights = torch.tensor(q.weights)
     losses = []
     for step in tqdm(range(steps), disable=not progress_bar, desc="divergence correction", unit="step"):
         obs, actions, _, next_obs, terminals = replay.sample(batch_size, generator)
@@ -254,9 +225,9 @@ def train_correction(
             particles = torch.rand(batch_size, value_particles, d, generator=generator) * 2 - 1
             qs = torch.stack([s * part.values(next_obs, particles) for s, part in zip(q.scales, q.parts)])
             v_parts = alpha * soft_value_uniform(qs / alpha, d)  # (k, B)
-            q_b = (weights[:, None, None] * qs).sum(0) - target.values(next_obs, particles)
+            q_b = weighted_sum(q.weights, qs) - target.values(next_obs, particles)
             v_b = alpha * soft_value_uniform(q_b / alpha, d)
-            td_target = gamma * (1 - terminals) * ((weights[:, None] * v_parts).sum(0) - v_b) / alpha
+            td_target = gamma * (1 - terminals) * (weighted_sum(q.weights, v_parts) - v_b) / alpha
         td_error = td_target - correction(obs, actions)[0]
         loss = 0.5 * td_error.pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -264,7 +235,7 @@ def train_correction(
         optimizer.step()
         losses.append(loss.item())
         if (step + 1) % target_update_interval == 0:
-            target.load_state_dict(correction.state_dict())
+            polyak_update(list(target.parameters()), list(correction.parameters()), 1.0)
     return {"steps": steps, "batch_size": batch_size, "final_loss": float(np.mean(losses[-100:])) if losses else None}
 
 

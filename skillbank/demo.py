@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from skillbank.bounds import bound_report
-from skillbank.compose import compose, sampler_total_variation, union_replay
-from skillbank.errors import NotFoundError, SkillbankError
+from skillbank.bounds import composite_report
+from skillbank.compose import compose, sampler_total_variation
+from skillbank.errors import NotFoundError
 from skillbank.evaluate import make_skill_env, rollouts, summarise
 from skillbank.oracle import OraclePolicy
 from skillbank.plot import plot_bound_maps, plot_multigoal
@@ -67,14 +67,8 @@ def run_demo(registry: Registry, out: str | Path = "demo", progress: bool = True
         results["direct"] = None
 
     _say("bounding the composite against the exact optimum (grid solver) ...")
-    try:
-        region = union_replay([registry.replay_buffer(s.ref) for s in (east, north)]).observations.numpy()
-    except SkillbankError:  # skills without stored replay: the summary then covers the whole plane
-        region = None
-    report = bound_report(
-        [east.q, north.q], env.unwrapped, composite.alpha, composite.gamma,
-        constituent_envs=[make_skill_env(s).unwrapped for s in (east, north)], region=region,
-    )  # fmt: skip
+    # Without stored replay the summary covers the whole plane instead of the data's states.
+    report = composite_report(composite, [east, north], registry.replay_union([east.ref, north.ref]))
     oracle = OraclePolicy(report.grid, report.oracle.q_star, composite.alpha)
     results["optimum"] = summarise(rollouts(oracle, EPISODES, seed=0, env=env), env)
 

@@ -15,3 +15,7 @@ class IntegrityError(SkillbankError):
 
 class NotFoundError(SkillbankError):
     """An unknown skill, version, alias or task."""
+
+
+class ConfigError(SkillbankError, ValueError):
+    """A hyperparameter, option or task-file entry with an unknown name, a wrong type or a value out of range."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,10 @@ import h5py
 import numpy as np
 import torch
 
-import skillbank.envs  # noqa: F401  (registers the skillbank/ environments)
+from skillbank.buffer import ReplayBuffer
+from skillbank.envs import make_task_env
 from skillbank.errors import SkillbankError
+from skillbank.registry import Parent, Registry
 from skillbank.skill import Skill
 
 
@@ -26,9 +30,7 @@ class Rollout:
 def make_skill_env(skill: Skill, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     """The environment the skill was trained in (optionally with changed keyword arguments)."""
     task = skill.description.get("task", {})
-    if not task.get("env_id"):
-        raise SkillbankError("this skill records no environment id; pass an environment explicitly")
-    return gym.make(task["env_id"], **{**task.get("env_kwargs", {}), **(env_kwargs or {})})
+    return make_task_env({**task, "env_kwargs": {**task.get("env_kwargs", {}), **(env_kwargs or {})}})
 
 
 def rollouts(skill: Skill, episodes: int, seed: int = 0, env: gym.Env | None = None) -> list[Rollout]:
@@ -84,3 +86,31 @@ def save_rollouts(paths: list[Rollout], file: str | Path) -> Path:
         f.create_dataset("episode_return", data=np.array([p.episode_return for p in paths]))
         f.create_dataset("goal", data=np.array([p.goal for p in paths]))
     return Path(file)
+
+
+def evaluate_and_register(
+    registry: Registry,
+    skill: Skill,
+    name: str,
+    episodes: int,
+    seed: int = 0,
+    *,
+    description: str = "",
+    replay: ReplayBuffer | None = None,
+    parents: Sequence[Parent | str] = (),
+) -> str:
+    """Roll ``skill`` out ``episodes`` times, record the summary as its ``metrics`` and register it
+    with the rollouts (HDF5) beside it; returns the new reference."""
+    env = make_skill_env(skill)
+    paths = rollouts(skill, episodes, seed=seed, env=env)
+    skill.description["metrics"] = summarise(paths, env)
+    with tempfile.TemporaryDirectory() as tmp:
+        return registry.register(
+            skill, name, description=description, parents=list(parents), replay=replay,
+            rollouts=save_rollouts(paths, Path(tmp) / "rollouts.h5"),
+        )  # fmt: skip
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a one-line report shows."""
+    return {k: metrics[k] for k in ("mean_return", "success_rate", "goal_counts") if k in metrics}

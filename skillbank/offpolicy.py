@@ -1,7 +1,8 @@
 """The collection loop shared by SQL and SAC: act, store, update, report progress.
 
-Each algorithm supplies its networks (a :class:`Skill`) and ``train_step(batch) -> metrics``;
-everything about environments, seeding, progress bars, callbacks and saving lives here once.
+Each algorithm supplies its configuration class, its networks (the keyword arguments of
+:meth:`Skill.build`) and ``train_step(batch) -> metrics``; everything about environments, seeding,
+progress bars, callbacks and saving lives here once.
 """
 
 from __future__ import annotations
@@ -18,15 +19,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import skillbank.envs  # noqa: F401  (registers the skillbank/ environments)
 from skillbank.buffer import ReplayBuffer
+from skillbank.config import Config
+from skillbank.envs import make_env
 from skillbank.skill import Skill
 
 Callback = Callable[[int, dict[str, float]], "bool | None"]
-
-
-def make_env(env: gym.Env | str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    return gym.make(env, **(env_kwargs or {})) if isinstance(env, str) else env
 
 
 def env_description(env: gym.Env) -> dict[str, Any]:
@@ -35,29 +33,36 @@ def env_description(env: gym.Env) -> dict[str, Any]:
 
 
 class OffPolicyAlgorithm:
-    """Base of :class:`~skillbank.sql.SQL` and :class:`~skillbank.sac.SAC` (not used directly)."""
+    """Base of :class:`~skillbank.sql.SQL` and :class:`~skillbank.sac.SAC` (not used directly).
+
+    ``OffPolicyAlgorithm(env, config, seed=..., skill=..., **hyperparameters)``: ``env`` is an
+    environment or a registered id; the hyperparameters are ``config`` (the algorithm's
+    :attr:`config_class`, defaults where omitted) with the keyword arguments, which name its fields,
+    overriding it. ``skill`` continues training an existing skill; otherwise one is built from
+    :meth:`networks`, initialised from ``seed``.
+    """
 
     algorithm: str = ""
+    config_class: type[Config] = Config
 
     def __init__(
-        self, env: gym.Env, skill: Skill | None, hyperparameters: dict[str, Any], seed: int, **networks: Any
+        self, env: gym.Env | str, config: Config | None, hyperparameters: dict[str, Any], seed: int, skill: Skill | None
     ) -> None:
-        """``skill`` continues training an existing skill; otherwise one is built from ``networks``
-        (the keyword arguments of :meth:`Skill.build`), initialised from ``seed``."""
+        self.env = make_env(env)
+        given = config.to_dict() if config is not None else {}
+        self.config = self.configure(self.config_class.from_dict({**given, **hyperparameters}))
         if skill is None:
             with torch.random.fork_rng():
                 torch.manual_seed(seed)
                 skill = Skill.build(
-                    env.observation_space, env.action_space, algorithm=self.algorithm,
-                    alpha=hyperparameters["alpha"], gamma=hyperparameters["gamma"], **networks,
+                    self.env.observation_space, self.env.action_space, algorithm=self.algorithm,
+                    alpha=self.config.alpha, gamma=self.config.gamma, **self.networks(),
                 )  # fmt: skip
-        self.env = env
         self.skill = skill
         self.q_target = copy.deepcopy(skill.q).requires_grad_(False)
-        self.hyperparameters = hyperparameters
         self.seed = seed
         self.rng = torch.Generator().manual_seed(seed)
-        self.buffer = ReplayBuffer(int(hyperparameters["buffer_size"]), skill.q.obs_dim, skill.q.act_dim)
+        self.buffer = ReplayBuffer(self.config.buffer_size, skill.q.obs_dim, skill.q.act_dim)
         self.num_timesteps = 0
         self.num_updates = 0
         self.train_time_s = 0.0
@@ -66,7 +71,15 @@ class OffPolicyAlgorithm:
         self._obs: np.ndarray | None = None
         self._episode_return = 0.0
         skill.description.setdefault("task", {}).update(env_description(self.env))
-        skill.description["hyperparameters"] = dict(hyperparameters, seed=seed)
+        skill.description["hyperparameters"] = self.config.to_dict()
+
+    def configure(self, config: Config) -> Config:
+        """The configuration as used, with what depends on the environment filled in."""
+        return config
+
+    def networks(self) -> dict[str, Any]:
+        """The keyword arguments of :meth:`Skill.build` that size this algorithm's networks."""
+        raise NotImplementedError
 
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         raise NotImplementedError
@@ -79,7 +92,7 @@ class OffPolicyAlgorithm:
         ``log_interval`` steps; returning ``False`` stops training early."""
         if total_steps < 0:
             raise ValueError(f"total_steps must be >= 0, got {total_steps}")
-        hp = self.hyperparameters
+        config = self.config
         if self._obs is None:
             self._obs, _ = self.env.reset(seed=self.seed)
         metrics: dict[str, float] = {}
@@ -96,9 +109,9 @@ class OffPolicyAlgorithm:
                     self._episode_return = 0.0
                     self._obs, _ = self.env.reset()
                 self.num_timesteps += 1
-                if len(self.buffer) >= hp["learning_starts"]:
-                    for _ in range(hp["gradient_steps"]):
-                        metrics = self.train_step(self.buffer.sample(hp["batch_size"], self.rng))
+                if len(self.buffer) >= config.learning_starts:
+                    for _ in range(config.gradient_steps):
+                        metrics = self.train_step(self.buffer.sample(config.batch_size, self.rng))
                         self.num_updates += 1
                 bar.update(1)
                 if self.num_timesteps % log_interval == 0:
@@ -146,5 +159,7 @@ class OffPolicyAlgorithm:
         task = skill.description.get("task", {})
         if env is None:
             env = make_env(task["env_id"], task.get("env_kwargs"))
-        hp = {**skill.description.get("hyperparameters", {}), **overrides}
-        return cls(env, skill=skill, **hp)
+        hyperparameters = dict(skill.description.get("hyperparameters", {}))
+        seed = hyperparameters.pop("seed", None)  # skills written before the configurations recorded it here
+        seed = (skill.description.get("training") or {}).get("seed", seed or 0)
+        return cls(env, None, skill=skill, seed=overrides.pop("seed", seed), **{**hyperparameters, **overrides})

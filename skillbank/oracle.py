@@ -3,7 +3,7 @@
 The state plane is a regular grid (bilinear interpolation between its points), the action box
 [-1, 1]^2 a regular grid with trapezoid quadrature weights. For any reward on that grid this gives
 ``Q*``, ``V*`` and the optimal policy ``pi*(a|s) = exp((Q* - V*) / alpha)``, and it evaluates any
-policy; :mod:`skillbank.bounds` uses the same machinery for the composition bounds.
+policy; :mod:`skillbank.grid_bounds` uses the same machinery for the composition bounds.
 
 Units: ``Q`` and ``V`` in reward units; a policy on the grid is a probability *mass* per action point.
 """

@@ -79,15 +79,30 @@ def plot_multigoal(
 
 
 def plot_lineage(graph: nx.DiGraph, out: str | Path) -> Path:
-    """Draw a lineage graph: parents above children, edges labelled with their relation."""
-    fig, ax = plt.subplots(figsize=(max(4, 2.2 * graph.number_of_nodes()), 3.5))
-    for layer, nodes in enumerate(nx.topological_generations(graph)):
+    """Draw a lineage graph: parents above children, edges labelled with their relation, and every
+    node's label box inside the figure however long the names are."""
+    layers = list(nx.topological_generations(graph))
+    for layer, nodes in enumerate(layers):
         for node in nodes:
             graph.nodes[node]["layer"] = layer
+    widest = max(len(nodes) for nodes in layers)
+    longest = max(len(str(node)) for node in graph.nodes)
+    fig, ax = plt.subplots(figsize=(max(4.0, widest * (0.09 * longest + 0.8)), 1.3 * len(layers) + 0.8))
     pos = nx.multipartite_layout(graph, subset_key="layer", align="horizontal")
     pos = {node: (x, -y) for node, (x, y) in pos.items()}
-    nx.draw_networkx(graph, pos, ax=ax, node_color="#cde", node_size=2200, font_size=8, arrows=True)
+    box = {"boxstyle": "round,pad=0.4", "fc": "#cde", "ec": "0.4"}
+    labels = nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8, bbox=box)
+    nx.draw_networkx_edges(graph, pos, ax=ax, arrows=True, node_size=1800, edge_color="0.4")
     nx.draw_networkx_edge_labels(graph, pos, nx.get_edge_attributes(graph, "relation"), ax=ax, font_size=7)
+    # Widen the limits until every label's box lies inside (text is sized in points, not in data units).
+    fig.canvas.draw()
+    to_data = ax.transData.inverted()
+    corners = np.concatenate(
+        [to_data.transform(t.get_window_extent().expanded(1.15, 1.6).get_points()) for t in labels.values()]
+    )
+    (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
+    ax.set_xlim(min(x0, ax.get_xlim()[0]), max(x1, ax.get_xlim()[1]))
+    ax.set_ylim(min(y0, ax.get_ylim()[0]), max(y1, ax.get_ylim()[1]))
     ax.set_axis_off()
     return save_figure(fig, out)
 

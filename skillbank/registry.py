@@ -361,6 +361,17 @@ class Registry:
         data = self._read_object(target, DATA_FILES["replay"], files[DATA_FILES["replay"]])
         return ReplayBuffer.load_hdf5(io.BytesIO(data), capacity)
 
+    def replay_union(self, refs: Sequence[str | Ref]) -> ReplayBuffer | None:
+        """One buffer with the stored replay of every version in ``refs`` (e.g. a composite's
+        constituents), or None when any of them was registered without replay data."""
+        buffers = []
+        for ref in refs:
+            target = self.resolve(ref)
+            if DATA_FILES["replay"] not in self._files(target):
+                return None
+            buffers.append(self.replay_buffer(target))
+        return ReplayBuffer.concatenate(buffers)
+
     def _row_info(self, db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         key = (row["name"], row["version"])
         aliases = [r[0] for r in db.execute("SELECT alias FROM aliases WHERE name=? AND version=?", key)]

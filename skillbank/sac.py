@@ -2,6 +2,8 @@
 
 Twin soft Q-functions (one batched network), a tanh-Gaussian policy with reparameterisation,
 Polyak-averaged targets, and the temperature tuned by ``J(alpha) = E[-alpha (log pi + H_target)]``.
+The objectives are :func:`skillbank.losses.sac_q_loss`, :func:`~skillbank.losses.sac_policy_loss`
+and :func:`~skillbank.losses.sac_alpha_loss`; here their gradients are computed by hand.
 The resulting :class:`~skillbank.skill.Skill` is the same kind of object SQL produces: a soft
 Q-function (the minimum of the twins) plus a sampler, with alpha the final temperature.
 """
@@ -9,62 +11,101 @@ Q-function (the minimum of the twins) plus a sampler, with alpha the final tempe
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from skillbank.networks import FusedAdam
-from skillbank.offpolicy import OffPolicyAlgorithm, make_env
+from skillbank.config import Config, require
+from skillbank.offpolicy import OffPolicyAlgorithm
+from skillbank.private_ops import FusedAdam, polyak_update
 from skillbank.skill import Skill
 
 
+@dataclass(frozen=True)
+class SACConfig(Config):
+    """Hyperparameters of Soft Actor-Critic; the defaults are the paper's and Stable-Baselines3's.
+
+    :param alpha: the temperature, or its initial value when ``autotune`` is on
+    :param autotune: tune the temperature by ``J(alpha)`` towards ``target_entropy``
+    :param target_entropy: the entropy the tuned policy keeps (default: minus the action dimension)
+    :param gamma: discount factor
+    :param hidden: hidden layer widths of the critics and of the policy
+    :param q_lr: Adam learning rate of the critics
+    :param policy_lr: Adam learning rate of the policy
+    :param alpha_lr: Adam learning rate of ``log alpha``
+    :param tau: Polyak rate of the target critics
+    :param batch_size: transitions per gradient step
+    :param buffer_size: replay buffer capacity, in transitions
+    :param learning_starts: transitions collected before the first gradient step
+    :param gradient_steps: gradient steps per environment step
+    """
+
+    alpha: float = 1.0
+    autotune: bool = True
+    target_entropy: float | None = None
+    gamma: float = 0.99
+    hidden: tuple[int, ...] = (256, 256)
+    q_lr: float = 3e-4
+    policy_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    tau: float = 0.005
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    learning_starts: int = 1000
+    gradient_steps: int = 1
+
+    def validate(self) -> None:
+        require(self.alpha > 0, f"alpha must be positive, got {self.alpha}")
+        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        require(len(self.hidden) > 0 and min(self.hidden) > 0, f"hidden must be positive widths, got {self.hidden}")
+        require(min(self.q_lr, self.policy_lr, self.alpha_lr) > 0, "q_lr, policy_lr and alpha_lr must be positive")
+        require(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
+        for name in ("batch_size", "buffer_size", "gradient_steps"):
+            require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        require(self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}")
+
+
 class SAC(OffPolicyAlgorithm):
-    """Soft Actor-Critic; defaults are those of the paper and Stable-Baselines3."""
+    """Soft Actor-Critic; hyperparameters are :class:`SACConfig`'s fields.
+
+    ``compile=True`` compiles the two gradient computations with ``torch.compile``.
+    """
 
     algorithm = "sac"
+    config_class = SACConfig
 
     def __init__(
         self,
         env: gym.Env | str,
+        config: SACConfig | None = None,
         *,
-        alpha: float = 1.0,
-        autotune: bool = True,
-        target_entropy: float | None = None,
-        gamma: float = 0.99,
-        hidden: list[int] | tuple[int, ...] = (256, 256),
-        q_lr: float = 3e-4,
-        policy_lr: float = 3e-4,
-        alpha_lr: float = 3e-4,
-        tau: float = 0.005,
-        batch_size: int = 256,
-        buffer_size: int = 1_000_000,
-        learning_starts: int = 1000,
-        gradient_steps: int = 1,
         seed: int = 0,
         skill: Skill | None = None,
         compile: bool = False,
+        **hyperparameters: Any,
     ) -> None:
-        env = make_env(env)
-        if target_entropy is None:
-            target_entropy = -float(np.prod(env.action_space.shape))
-        hyperparameters = dict(
-            alpha=alpha, autotune=autotune, target_entropy=target_entropy, gamma=gamma, hidden=list(hidden),
-            q_lr=q_lr, policy_lr=policy_lr, alpha_lr=alpha_lr, tau=tau, batch_size=batch_size,
-            buffer_size=buffer_size, learning_starts=learning_starts, gradient_steps=gradient_steps,
-        )  # fmt: skip
-        super().__init__(
-            env, skill, hyperparameters, seed,
-            q_hidden=list(hidden), critics=2, q_output_scale=1.0, sampler="gaussian", sampler_hidden=list(hidden),
-        )  # fmt: skip
+        super().__init__(env, config, hyperparameters, seed, skill)
+        config = self.config
         self.log_alpha = torch.tensor(math.log(self.skill.alpha))
-        self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=q_lr)
+        self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=config.q_lr)
         self.q_target_parameters = list(self.q_target.parameters())
-        self.policy_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=policy_lr)
-        self.alpha_optimizer = FusedAdam([self.log_alpha], lr=alpha_lr)
+        self.policy_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=config.policy_lr)
+        self.alpha_optimizer = FusedAdam([self.log_alpha], lr=config.alpha_lr)
         if compile:  # the two gradient computations, each one graph of fused kernels
             self.critic_gradients = torch.compile(self.critic_gradients)
             self.policy_gradients = torch.compile(self.policy_gradients)
+
+    def configure(self, config: SACConfig) -> SACConfig:
+        if config.target_entropy is None:
+            return config.replace(target_entropy=-float(np.prod(self.env.action_space.shape)))
+        return config
+
+    def networks(self) -> dict[str, Any]:
+        hidden = list(self.config.hidden)
+        return dict(q_hidden=hidden, critics=2, q_output_scale=1.0, sampler="gaussian", sampler_hidden=hidden)
 
     @torch.no_grad()
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
@@ -75,27 +116,28 @@ class SAC(OffPolicyAlgorithm):
         self.q_optimizer.step(q_gradients)
         log_pi, policy_gradients, alpha_gradient = self.policy_gradients(batch[0], noise)
         self.policy_optimizer.step(policy_gradients)
-        if self.hyperparameters["autotune"]:
+        if self.config.autotune:
             self.alpha_optimizer.step([alpha_gradient])
         self.skill.alpha = float(self.log_alpha.exp())
-        torch._foreach_lerp_(self.q_target_parameters, self.q_optimizer.parameters, self.hyperparameters["tau"])
+        polyak_update(self.q_target_parameters, self.q_optimizer.parameters, self.config.tau)
         q_loss = 0.5 * td_error.pow(2).mean(-1).sum()
         return {"q_loss": q_loss.item(), "alpha": self.skill.alpha, "entropy": -log_pi.mean().item()}
 
     def critic_gradients(
         self, batch: tuple[torch.Tensor, ...], next_noise: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The TD errors (2, B) and the gradient of J_Q in the critics' parameters.
+        """The TD errors (2, B) and the gradient of :func:`~skillbank.losses.sac_q_loss` in the critics'
+        parameters.
 
         Here and in :meth:`policy_gradients`, gradients are backpropagated by hand
-        (:class:`~skillbank.networks.MLP`): autograd's arithmetic (``tests/test_fast_update.py``
-        compares them) without its bookkeeping."""
+        (:class:`~skillbank.mlp.MLP`): autograd's arithmetic on :mod:`skillbank.losses`
+        (``tests/test_losses.py`` compares them) without its bookkeeping."""
         obs, actions, rewards, next_obs, terminals = batch
         q = self.skill.q.net
         # Soft Bellman target with the clipped double-Q trick.
         next_actions, next_log_pi = self.skill.sampler.sample_with_log_prob(next_obs, next_noise)
         next_q = self.q_target(next_obs, next_actions).min(0).values - self.log_alpha.exp() * next_log_pi
-        q_hat = rewards + self.hyperparameters["gamma"] * (1 - terminals) * next_q[:, 0]
+        q_hat = rewards + self.config.gamma * (1 - terminals) * next_q[:, 0]
         # J_Q = sum over the twin critics of E[(Q(s, a) - q_hat)^2] / 2; its gradient in Q is the TD error / B.
         q_pred, record = q.forward_recorded(actions, context=obs)  # (2, B, 1)
         td_error = q_pred[..., 0] - q_hat
@@ -104,8 +146,9 @@ class SAC(OffPolicyAlgorithm):
     def policy_gradients(
         self, obs: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
-        """log pi (B, 1), the gradient of J_pi in the policy's parameters and that of J(alpha) in log alpha."""
-        hp, q, policy = self.hyperparameters, self.skill.q.net, self.skill.sampler
+        """log pi (B, 1), the gradient of :func:`~skillbank.losses.sac_policy_loss` in the policy's parameters
+        and that of :func:`~skillbank.losses.sac_alpha_loss` in log alpha."""
+        config, q, policy = self.config, self.skill.q.net, self.skill.sampler
         alpha, batch_size = self.log_alpha.exp(), obs.shape[0]
         # J_pi = E[alpha log pi(a|s) - min_k Q_k(s, a)], a reparameterised, through the updated critics:
         # dJ/dQ is -1/B at the smaller critic of each pair; the critics' own gradients are not needed.
@@ -117,5 +160,5 @@ class SAC(OffPolicyAlgorithm):
         grad_out = policy.squash_backward(grad_action, alpha / batch_size, new_actions, log_std, noise)
         policy_gradients = policy.net.parameter_gradients(policy_record, grad_out.unsqueeze(0))
         # J(alpha) = E[-alpha (log pi + H_target)], differentiated in log alpha.
-        alpha_gradient = -alpha * (log_pi.mean() + hp["target_entropy"]) if hp["autotune"] else None
+        alpha_gradient = -alpha * (log_pi.mean() + config.target_entropy) if config.autotune else None
         return log_pi, policy_gradients, alpha_gradient

@@ -8,7 +8,6 @@ the safetensors format cannot carry code, so loading never unpickles anything).
 from __future__ import annotations
 
 import json
-import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -20,21 +19,14 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file as save_safetensors_file
 from torch import nn
 
+from skillbank.composite import CompositeQ, ResamplingSampler
 from skillbank.errors import SkillFormatError
-from skillbank.networks import SAMPLERS, SoftQ, build_q, build_sampler
+from skillbank.losses import soft_value_uniform
+from skillbank.networks import SAMPLERS, SoftQ
 
 FORMAT_VERSION = 1
 DESCRIPTION_FILE = "skill.json"
 WEIGHTS_FILE = "weights.safetensors"
-
-
-def soft_value_uniform(q_scaled: torch.Tensor, action_dim: int) -> torch.Tensor:
-    """SQL eq. (10) with a uniform proposal on [-1, 1]^d, in units of alpha.
-
-    ``q_scaled`` holds ``Q(s, a_j) / alpha`` for M uniform particles in its last dimension; the
-    result is ``log( mean_j exp(q_j) / q(a_j) ) = logsumexp_j q_j - log M + d log 2``.
-    """
-    return torch.logsumexp(q_scaled, -1) - math.log(q_scaled.shape[-1]) + action_dim * math.log(2.0)
 
 
 def box_to_json(box: spaces.Box) -> dict[str, Any]:
@@ -43,6 +35,28 @@ def box_to_json(box: spaces.Box) -> dict[str, Any]:
 
 def box_from_json(data: dict[str, Any]) -> spaces.Box:
     return spaces.Box(np.array(data["low"], np.float32), np.array(data["high"], np.float32), dtype=np.float32)
+
+
+def build_q(spec: dict[str, Any], obs_dim: int, act_dim: int) -> nn.Module:
+    """The (untrained) Q-network described by ``spec``, composites included."""
+    if spec.get("type", "mlp") == "mlp":
+        return SoftQ(obs_dim, act_dim, spec["hidden"], spec["critics"], spec["output_scale"])
+    if spec["type"] != "composite":
+        raise ValueError(f"unknown Q-network type {spec['type']!r}")
+    correction = None if spec["correction"] is None else build_q(spec["correction"], obs_dim, act_dim)
+    parts = [build_q(part, obs_dim, act_dim) for part in spec["parts"]]
+    return CompositeQ(parts, spec["op"], spec["weights"], spec["alpha"], spec["scales"], correction)
+
+
+def build_sampler(spec: dict[str, Any], obs_dim: int, act_dim: int) -> nn.Module:
+    """The (untrained) sampler described by ``spec``."""
+    if spec["type"] == ResamplingSampler.kind:
+        parts = [build_sampler(part, obs_dim, act_dim) for part in spec["parts"]]
+        options = {k: spec[k] for k in ("proposals", "uniform_fraction", "langevin_steps", "step_size")}
+        return ResamplingSampler(parts, **options)
+    if spec["type"] not in SAMPLERS:
+        raise ValueError(f"unknown sampler type {spec['type']!r}")
+    return SAMPLERS[spec["type"]](obs_dim, act_dim, spec["hidden"])
 
 
 def refuse_pickle(data: bytes, name: str) -> None:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from skillbank import SAC, SQL, Skill
+from skillbank.losses import soft_bellman_target
 from skillbank.networks import GaussianSampler
 from tests.conftest import actions_of
 
@@ -23,19 +24,19 @@ def small_sac(seed: int = 0) -> SAC:
 
 def test_sql_training_lowers_the_td_error():
     algo = small_sql()
-    algo.hyperparameters["learning_starts"] = 10**9  # collect without updating
-    algo.hyperparameters["target_update_interval"] = 10**9  # regress onto one fixed target network
+    algo.config = algo.config.replace(learning_starts=10**9)  # collect without updating
     algo.learn(600)
     batch = tuple(getattr(algo.buffer, f)[: len(algo.buffer)] for f in ("observations", "actions", "rewards"))
     next_obs, terminals = algo.buffer.next_observations[:600], algo.buffer.terminals[:600]
 
     def td_error() -> float:
         uniform = torch.rand(600, 16, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
-        target = algo.soft_bellman_target(batch[2], next_obs, terminals, uniform)
+        target = soft_bellman_target(algo.q_target, batch[2], next_obs, terminals, uniform, 10.0, 0.99)
         with torch.no_grad():
             return (target - algo.skill.q(batch[0], batch[1])[0]).abs().mean().item()
 
     before = td_error()
+    algo.config = algo.config.replace(target_update_interval=10**9)  # regress onto one fixed target network
     for _ in range(1500):
         algo.train_step(algo.buffer.sample(64, algo.rng))
         algo.num_updates += 1
@@ -62,7 +63,8 @@ def test_save_load_round_trip_gives_identical_actions(make, tmp_path):
     acts = torch.rand(1, 5, 2)
     torch.testing.assert_close(algo.q_values(obs, acts), loaded.q_values(obs, acts))
     assert loaded.skill.description["training"]["steps"] == 120
-    assert loaded.hyperparameters["hidden"] == [32, 32]
+    assert loaded.config == algo.config and loaded.config.hidden == (32, 32)
+    assert loaded.skill.description["hyperparameters"] == algo.config.to_dict()
 
 
 @pytest.mark.parametrize("make", [small_sql, small_sac], ids=["sql", "sac"])

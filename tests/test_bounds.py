@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from skillbank.bounds import composition_bounds, verdict, weighted_divergence
 from skillbank.envs.multigoal import MultiGoalEnv
+from skillbank.grid_bounds import composition_bounds, verdict, weighted_divergence
 from skillbank.oracle import GridModel, OraclePolicy
 from skillbank.tasks import load_task
 
@@ -156,7 +156,7 @@ def _random_q(seed: int):
 
 
 def test_sampled_divergence_is_never_negative_and_zero_for_identical_skills():
-    from skillbank.bounds import _particle_values
+    from skillbank.sampled_bounds import _particle_values
 
     states = torch.rand(300, 2) * 14 - 7
     g = torch.Generator().manual_seed(0)
@@ -174,7 +174,7 @@ def _point_mass(horizon: int):
 
 
 def test_sample_bounds_vanish_for_identical_skills_and_report_their_spread():
-    from skillbank.bounds import sample_bounds, sample_verdict
+    from skillbank.sampled_bounds import sample_bounds, sample_verdict
 
     kwargs = dict(fits=2, steps=400, batch_size=64, particles=16, episodes=8, rollout_particles=32, horizon=20)
     same = sample_bounds([_random_q(0), _random_q(0)], None, 1.0, 0.9, _random_transitions(), _point_mass, **kwargs)
@@ -201,10 +201,11 @@ def test_sample_bounds_vanish_for_identical_skills_and_report_their_spread():
 def test_rollout_bounds_agree_with_the_exact_grid_for_the_shipped_skills(other):
     # The learned east skill with north (the composite works) and with west (it fails): the Monte Carlo
     # L1 and C_pi at the origin must match the grid's quadrature of the same networks.
-    from skillbank.bounds import composition_bounds, q_on_grid, rollout_bounds
     from skillbank.compose import combined_task
+    from skillbank.grid_bounds import composition_bounds, q_on_grid
     from skillbank.oracle import GridModel
     from skillbank.registry import Registry
+    from skillbank.sampled_bounds import rollout_bounds
 
     skills = [Registry(REPO / "skills_store").load(ref) for ref in ("corner-east", other)]
     task = combined_task(skills, "mean", [0.5, 0.5])

@@ -10,7 +10,7 @@ import torch
 
 from skillbank.buffer import ReplayBuffer
 from skillbank.cli import main
-from skillbank.compose import compose, sampler_total_variation, train_correction, union_replay
+from skillbank.compose import compose, sampler_total_variation, train_correction
 from skillbank.errors import SkillbankError
 from skillbank.registry import Registry
 from skillbank.skill import Skill
@@ -29,10 +29,10 @@ def random_buffer(size: int) -> ReplayBuffer:
 
 
 def test_union_of_buffers_keeps_every_transition_and_refuses_empty_ones():
-    union = union_replay([random_buffer(5), random_buffer(7)])
+    union = ReplayBuffer.concatenate([random_buffer(5), random_buffer(7)])
     assert len(union) == 12 and torch.equal(union.observations[5:], random_buffer(7).observations)
     with pytest.raises(SkillbankError, match="empty"):
-        union_replay([ReplayBuffer(3, 2, 2)])
+        ReplayBuffer.concatenate([ReplayBuffer(3, 2, 2)])
 
 
 def q_of(skill: Skill) -> torch.Tensor:

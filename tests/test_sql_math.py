@@ -5,8 +5,7 @@ import math
 import numpy as np
 import torch
 
-from skillbank.skill import soft_value_uniform
-from skillbank.sql import rbf_kernel, svgd_direction
+from skillbank.losses import rbf_kernel, soft_value_uniform, svgd_direction
 
 
 def test_importance_sampled_soft_value_matches_gaussian_integral():

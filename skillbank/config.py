@@ -1,0 +1,110 @@
+"""Typed configurations: frozen dataclasses whose fields are checked, by name, type and range, on creation.
+
+Every algorithm's hyperparameters (:class:`~skillbank.sql.SQLConfig`, :class:`~skillbank.sac.SACConfig`)
+and every section of a task file (:mod:`skillbank.tasks`) is a :class:`Config`. Bad values are refused
+with a :class:`~skillbank.errors.ConfigError` naming the key and what is valid, before any compute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Self
+
+from skillbank.errors import ConfigError
+
+
+def _describe(tp: Any) -> str:
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "a whole number"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    if typing.get_origin(tp) is tuple:
+        return f"a list of {_describe(typing.get_args(tp)[0]).removeprefix('a ')}s"
+    return str(tp)
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    """``value`` as a field of type ``tp`` (an int for a float, a list for a tuple), or a ConfigError."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        options = [t for t in typing.get_args(tp) if t is not type(None)]
+        if value is None and len(options) < len(typing.get_args(tp)):
+            return None
+        tp = options[0]
+    ok = False
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    elif typing.get_origin(tp) is tuple:
+        if isinstance(value, list | tuple):
+            items = [_coerce(name, item, typing.get_args(tp)[0]) for item in value]
+            return tuple(items)
+    else:  # a field of another type: taken as it is
+        ok = True
+    if not ok:
+        raise ConfigError(f"{name} must be {_describe(tp)}, got {value!r}")
+    return value
+
+
+def unknown_keys(given: Mapping[str, Any] | set[str], valid: set[str] | list[str], what: str) -> None:
+    """Refuse keys that are not in ``valid``, suggesting the closest valid one."""
+    for key in sorted(set(given) - set(valid)):
+        close = difflib.get_close_matches(key, list(valid), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown {what} {key!r}{hint}; valid: {', '.join(sorted(valid))}")
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Base of every configuration: subclasses declare typed fields and check ranges in :meth:`validate`."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, _coerce(field.name, getattr(self, field.name), hints[field.name]))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise a ConfigError for a value out of range."""
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [field.name for field in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str = "") -> Self:
+        """The configuration with ``values`` for its fields (defaults for the rest); ``where`` (e.g. a
+        file and section) prefixes any error."""
+        try:
+            unknown_keys(values, cls.names(), "key")
+            return cls(**values)
+        except ConfigError as error:
+            raise ConfigError(f"{where}{error}") from None
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` (checked like the original)."""
+        unknown_keys(changes, self.names(), f"{type(self).__name__} field")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-ready values: what a skill's ``hyperparameters`` record holds."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

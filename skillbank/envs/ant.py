@@ -1,0 +1,164 @@
+"""The MuJoCo Ant tasks of the SQL paper's fine-tuning experiment (section 6.3), on Gymnasium's Ant-v5 body.
+
+``AntWalkEnv`` rewards the torso's planar speed in any direction, on empty ground: the pretraining
+task of a general walking skill. ``AntArenaEnv`` adds walls (2 m high boxes, built into the model
+with :class:`mujoco.MjSpec`) and the torso's x, y position at the end of the observation, so that
+its observation extends the walking one; the hallways reward speed like the walk, the U-maze a
+Gaussian around its goal. Geometry and rewards follow the authors' experiment scripts
+(REFERENCE section 6). Unlike Ant-v5 alone, a body that has flipped over ends the episode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import mujoco
+import numpy as np
+from gymnasium.envs.mujoco.ant_v5 import AntEnv
+from gymnasium.spaces import Box
+
+WALL_HEIGHT = 2.0
+Rectangle = tuple[float, float, float, float]  # x0, x1, y0, y1
+
+
+def hallway_walls(offset: float) -> tuple[Rectangle, ...]:
+    """A corridor along +x, ``2 + 2 offset`` metres wide, closed behind the start."""
+    side = (-1.0, 29.0)
+    return (
+        (*side, 1.0 + offset, 2.0 + offset),
+        (*side, -2.0 - offset, -1.0 - offset),
+        (-2.0, -1.0, -2.0 - offset, 2.0 + offset),
+    )
+
+
+HALLWAY_WIDE = hallway_walls(0.5)  # a 3 m corridor
+HALLWAY_NARROW = hallway_walls(0.0)  # a 2 m corridor
+UMAZE = (  # corridors 2.5 m wide: east from the start, north, then west to the goal at (0, 7)
+    (-1.0, 0.5, 1.25, 2.25),
+    (-1.0, 3.0, -2.25, -1.25),
+    (-1.0, 0.5, 4.75, 5.75),
+    (-1.0, 3.0, 8.25, 9.25),
+    (-0.5, 0.5, 1.25, 5.75),
+    (3.0, 4.0, -2.25, 9.25),
+    (-2.0, -1.0, -2.25, 2.25),
+    (-2.0, -1.0, 4.75, 9.25),
+)
+UMAZE_GOAL = (0.0, 7.0)
+
+
+def ant_with_walls(walls: Sequence[Rectangle]) -> str:
+    """The path of an Ant-v5 model with ``walls`` added (written once per wall layout, then reused)."""
+    source = Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets" / "ant.xml"
+    spec = mujoco.MjSpec.from_file(str(source))
+    for i, (x0, x1, y0, y1) in enumerate(walls):
+        spec.worldbody.add_geom(
+            name=f"wall{i}", type=mujoco.mjtGeom.mjGEOM_BOX, contype=1, conaffinity=1, rgba=[0.55, 0.5, 0.45, 1],
+            size=[(x1 - x0) / 2, (y1 - y0) / 2, WALL_HEIGHT / 2],
+            pos=[(x0 + x1) / 2, (y0 + y1) / 2, WALL_HEIGHT / 2],
+        )  # fmt: skip
+    xml = spec.to_xml()
+    path = Path(tempfile.gettempdir()) / "skillbank-arenas" / f"ant-{hashlib.sha256(xml.encode()).hexdigest()[:16]}.xml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(xml)
+        temporary.replace(path)  # atomic: parallel workers never read a half-written model
+    return str(path)
+
+
+class AntWalkEnv(AntEnv):
+    """Ant-v5 rewarded for moving fast in any direction::
+
+        r = speed_weight * ||v_xy(torso)|| + healthy_reward - ctrl_cost - contact_cost
+
+    The observation is Ant-v5's without the x, y position and, by default, without the 84 contact
+    forces (27-D): the forces are mostly zeros and noise, and a smaller input is a cheaper update.
+    An episode ends when the torso leaves Ant-v5's healthy height range or turns upside down.
+    """
+
+    def __init__(
+        self,
+        speed_weight: float = 1.0,
+        include_cfrc_ext_in_observation: bool = False,
+        walls: Sequence[Rectangle] = (),
+        **kwargs: Any,
+    ) -> None:
+        self.speed_weight = float(speed_weight)
+        self.walls = tuple(tuple(float(v) for v in wall) for wall in walls)
+        if any(len(wall) != 4 or wall[0] >= wall[1] or wall[2] >= wall[3] for wall in self.walls):
+            raise ValueError("each wall is (x0, x1, y0, y1) with x0 < x1 and y0 < y1")
+        xml_file = ant_with_walls(self.walls) if self.walls else "ant.xml"
+        super().__init__(xml_file=xml_file, include_cfrc_ext_in_observation=include_cfrc_ext_in_observation, **kwargs)
+        self.observation_space = Box(-np.inf, np.inf, shape=self._get_obs().shape, dtype=np.float64)
+
+    @property
+    def is_flipped(self) -> bool:
+        """The torso's own up axis points below the horizon (from its orientation quaternion)."""
+        _, qx, qy, _ = self.data.qpos[3:7]
+        return 1.0 - 2.0 * (qx * qx + qy * qy) < 0.0
+
+    @property
+    def is_healthy(self) -> bool:
+        return bool(super().is_healthy) and not self.is_flipped
+
+    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        reward, info = super()._get_rew(x_velocity, action)
+        speed = self.speed_weight * math.hypot(*self._xy_velocity)
+        reward += speed - info["reward_forward"]
+        info["reward_forward"] = 0.0
+        info["reward_speed"] = speed
+        return reward, info
+
+    def step(self, action: np.ndarray):
+        before = self.data.body(self._main_body).xpos[:2].copy()
+        self._pending_before = before
+        return super().step(action)
+
+    @property
+    def _xy_velocity(self) -> np.ndarray:
+        return (self.data.body(self._main_body).xpos[:2] - self._pending_before) / self.dt
+
+
+class AntArenaEnv(AntWalkEnv):
+    """:class:`AntWalkEnv` among ``walls``, with the torso's x, y appended to the observation.
+
+    With a ``goal``, the speed reward is replaced by ``goal_reward * exp(-b d^2)``, ``d`` the torso's
+    distance to the goal and ``b = ln(100) / ||goal||^2`` (so 1% of ``goal_reward`` at the start),
+    and ``info["success"]`` says whether the torso is within ``success_radius`` of the goal.
+    """
+
+    def __init__(
+        self,
+        walls: Sequence[Rectangle] = HALLWAY_WIDE,
+        goal: Sequence[float] | None = None,
+        goal_reward: float = 10.0,
+        success_radius: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        self.goal = None if goal is None else np.asarray(goal, dtype=np.float64).reshape(2)
+        if self.goal is not None and not np.linalg.norm(self.goal) > 0:
+            raise ValueError("the goal must be away from the start at the origin")
+        self.goal_reward, self.success_radius = float(goal_reward), float(success_radius)
+        super().__init__(walls=walls, **kwargs)
+
+    def _get_obs(self) -> np.ndarray:
+        return np.concatenate([super()._get_obs(), self.data.qpos[:2]])
+
+    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        reward, info = super()._get_rew(x_velocity, action)
+        if self.goal is None:
+            return reward, info
+        distance = float(np.linalg.norm(self.data.qpos[:2] - self.goal))
+        b = math.log(100.0) / float(self.goal @ self.goal)
+        near = self.goal_reward * math.exp(-b * distance**2)
+        reward += near - info["reward_speed"]
+        info.update(reward_speed=0.0, reward_goal=near, distance_to_goal=distance)
+        info["success"] = distance <= self.success_radius
+        return reward, info
