@@ -16,12 +16,12 @@ FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals"
 class ReplayBuffer:
     """A ring buffer of transitions ``(s, a, r, s', terminal)`` with actions in [-1, 1]^d."""
 
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int) -> None:
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: str | torch.device = "cpu") -> None:
         if capacity <= 0:
             raise ValueError(f"buffer capacity must be positive, got {capacity}")
         self.capacity, self.obs_dim, self.act_dim = capacity, obs_dim, act_dim
         # One row per transition, so that a batch is gathered by one indexing operation, not five.
-        self.transitions = torch.zeros(capacity, 2 * obs_dim + act_dim + 2)
+        self.transitions = torch.zeros(capacity, 2 * obs_dim + act_dim + 2, device=device)
         self.observations, self.actions, self.rewards, self.next_observations, self.terminals = self._fields(
             self.transitions
         )
@@ -33,7 +33,9 @@ class ReplayBuffer:
 
     def add(self, obs, action, reward: float, next_obs, terminal: bool) -> None:
         row = np.concatenate([np.ravel(obs), np.ravel(action), [reward], np.ravel(next_obs), [float(terminal)]])
-        self.transitions[self.position] = torch.from_numpy(row.astype(np.float32, copy=False))
+        self.transitions[self.position] = torch.from_numpy(row.astype(np.float32, copy=False)).to(
+            self.transitions.device
+        )
         self.position = (self.position + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -44,7 +46,10 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         """A batch ``(s, a, r, s', terminal)`` drawn uniformly with replacement."""
-        return self._fields(self.transitions[torch.randint(0, self.size, (batch_size,), generator=generator)])
+        device = self.transitions.device
+        return self._fields(
+            self.transitions[torch.randint(0, self.size, (batch_size,), generator=generator, device=device)]
+        )
 
     @classmethod
     def concatenate(cls, buffers: list[ReplayBuffer]) -> ReplayBuffer:
@@ -80,3 +85,28 @@ class ReplayBuffer:
                 getattr(buffer, field)[:keep] = torch.from_numpy(np.asarray(f[field][size - keep :]))
         buffer.size, buffer.position = keep, keep % buffer.capacity
         return buffer
+
+    def save_state(self, path: str | Path) -> Path:
+        """The buffer exactly as it is in memory (rows in place, the write position), uncompressed, for a
+        checkpoint: :meth:`load_state` gives back a buffer that samples the same batches."""
+        with h5py.File(path, "w") as f:
+            f.create_dataset("transitions", data=self.transitions[: self.size].cpu().numpy())
+            f.attrs.update(capacity=self.capacity, obs_dim=self.obs_dim, act_dim=self.act_dim)
+            f.attrs.update(position=self.position, size=self.size)
+        return Path(path)
+
+    def load_state(self, path: str | Path) -> None:
+        """Restore what :meth:`save_state` wrote into this buffer (of the same shape)."""
+        with h5py.File(path, "r") as f:
+            shape = tuple(int(f.attrs[k]) for k in ("capacity", "obs_dim", "act_dim"))
+            if shape != (self.capacity, self.obs_dim, self.act_dim):
+                raise SkillbankError(f"{path} holds a buffer of (capacity, obs, act) {shape}, this one is "
+                                     f"{(self.capacity, self.obs_dim, self.act_dim)}")  # fmt: skip
+            size = int(f.attrs["size"])
+            rows = f["transitions"]
+            if rows.shape != (size, self.transitions.shape[1]):
+                raise SkillbankError(
+                    f"{path}: transitions of shape {rows.shape}, expected {(size, self.transitions.shape[1])}"
+                )
+            self.transitions[:size] = torch.from_numpy(rows[:]).to(self.transitions.device)
+            self.size, self.position = size, int(f.attrs["position"])

@@ -22,6 +22,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _at_least_one(value: str) -> int:
+    number = _positive(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
+    return number
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
@@ -33,39 +40,47 @@ def _registry(args: argparse.Namespace):
 
 
 # ----- commands ---------------------------------------------------------------------------------
-def cmd_train(args: argparse.Namespace) -> int:
-    import torch
+def _execute(run, args: argparse.Namespace) -> int:
+    """Train a run's job (resuming it), then report: the registered skill, or how to resume."""
+    from skillbank.jobs import execute, resume_command
 
-    from skillbank.evaluate import evaluate_and_register, headline
-    from skillbank.registry import validate_name
-    from skillbank.tasks import load_task
-
-    task = load_task(args.task)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    algo = task.build(args.algo, args.seed, compile=args.compile)
-    steps = task.steps if args.steps is None else args.steps
-    name = validate_name(args.name or f"{task.name}-{algo.algorithm}")  # before hours of training, not after
-    registry = _registry(args)
-    print(
-        f"training {algo.algorithm} on {task.name} ({task.env_id}) for {steps} steps, seed {algo.seed}", file=sys.stderr
-    )
+    spec = run.spec
+    print(f"{spec['kind']}: {spec['algo']} on {spec['task_name']} for {spec['steps']} steps, seed {spec['seed']}, "
+          f"in {run.path}", file=sys.stderr)  # fmt: skip
     try:
-        algo.learn(steps, progress_bar=not args.no_progress)
+        outcome = execute(run, progress_bar=not args.no_progress, threads=args.threads)
     except KeyboardInterrupt:
-        rescue = Path(f"interrupted-{name}")
-        algo.save(rescue)
         print(
-            f"\ninterrupted after {algo.num_timesteps} steps; the skill so far is saved in {rescue}/", file=sys.stderr
+            f"\ninterrupted; the last checkpoint is in {run.path}; resume with: {resume_command(run)}", file=sys.stderr
         )
         return 130
-    ref = evaluate_and_register(
-        registry, algo.skill, name, task.episodes, seed=algo.seed + 10_000, description=task.description,
-        replay=algo.buffer if args.keep_replay else None,
-    )  # fmt: skip
-    metrics = json.dumps(headline(algo.skill.description["metrics"]))
-    print(f"registered {ref} in {registry.path} ({algo.train_time_s:.0f} s of training); {metrics}")
+    if outcome["status"] == "interrupted":
+        print(f"\nstopped at step {outcome['steps']} with a checkpoint in {run.path}; resume with: "
+              f"{resume_command(run)}", file=sys.stderr)  # fmt: skip
+        return 130
+    from skillbank.evaluate import headline
+
+    print(f"registered {outcome['ref']} in {spec['store']} ({outcome.get('wall_time_s', 0):.0f} s of training); "
+          f"{json.dumps(headline(outcome.get('metrics', {})))}")  # fmt: skip
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from skillbank.jobs import new_run_dir, train_spec
+    from skillbank.registry import validate_name
+    from skillbank.runs import Run
+
+    if args.resume:
+        return _execute(Run(args.resume), args)
+    if args.task is None:
+        raise SkillbankError("give a TASK to train, or --resume RUN_DIR to continue a run")
+    spec = train_spec(
+        args.task, algo=args.algo, steps=args.steps, seed=args.seed, name=args.name, store=_registry(args).path,
+        keep_replay=args.keep_replay, compile=args.compile, device=args.device,
+        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+    )  # fmt: skip
+    validate_name(spec["name"])  # before hours of training, not after
+    return _execute(Run(args.run_dir or new_run_dir(spec), spec), args)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -321,18 +336,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
 Add = Callable[[str, str, Callable[[argparse.Namespace], int]], argparse.ArgumentParser]
 
 
-def _training_commands(add: Add) -> None:
-    from skillbank.grid_bounds import SPACING
-    from skillbank.tasks import ALGORITHMS
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """The options of every command that trains: run directories, checkpoints, threads, device."""
+    from skillbank.jobs import CHECKPOINT_EVERY
+    from skillbank.runs import RUNS_ENV
 
-    p = add("train", "train a skill on a task file and register it", cmd_train)
-    p.add_argument("task", help="a task name in tasks/ (e.g. multigoal) or a path to a .toml task file")
-    p.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm (default: the task's)")
-    p.add_argument("--steps", type=_positive, help="environment steps (default: the task's budget)")
-    p.add_argument("--seed", type=_positive, help="random seed (default: the task's)")
-    p.add_argument("--name", help="register under this name (default: TASK-ALGO)")
-    p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
+    p.add_argument("--run-dir", type=Path, metavar="DIR",
+                   help=f"run directory for checkpoints and metrics.csv (default: a new one under ${RUNS_ENV} or "
+                        "~/skillbank-runs)")  # fmt: skip
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its newest good checkpoint (its other options are its own)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=_at_least_one,
+        default=CHECKPOINT_EVERY,
+        metavar="N",
+        help=f"write a checkpoint every N environment steps (default {CHECKPOINT_EVERY}; the last two are kept)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=_at_least_one,
+        metavar="N",
+        help="evaluate every N steps into metrics.csv (eval_return, eval_success_rate, eval_speed)",
+    )
     p.add_argument("--threads", type=_positive, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--device", default="cpu", help="torch device of networks and buffer, e.g. cuda (default cpu)")
     p.add_argument(
         "--compile",
         action="store_true",
@@ -340,6 +372,20 @@ def _training_commands(add: Add) -> None:
         "about 20 s of compiling; needs a C++ compiler (see benchmarks/speed.py)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _training_commands(add: Add) -> None:
+    from skillbank.grid_bounds import SPACING
+    from skillbank.tasks import ALGORITHMS
+
+    p = add("train", "train a skill on a task file in a resumable run directory, and register it", cmd_train)
+    p.add_argument("task", nargs="?", help="a task name in tasks/ (e.g. multigoal) or a path to a .toml task file")
+    p.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm (default: the task's)")
+    p.add_argument("--steps", type=_positive, help="environment steps (default: the task's budget)")
+    p.add_argument("--seed", type=_positive, help="random seed (default: the task's)")
+    p.add_argument("--name", help="register under this name (default: TASK-ALGO)")
+    p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
+    _run_options(p)
 
     p = add("eval", "roll a skill out and count where its rollouts end", cmd_eval)
     p.add_argument("ref", help="skill reference")

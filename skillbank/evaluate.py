@@ -25,6 +25,8 @@ class Rollout:
     observations: np.ndarray  # (T + 1, obs_dim), the start state first
     episode_return: float
     goal: int  # index of the goal reached, -1 for none (or for tasks without goals)
+    positions: np.ndarray | None = None  # (T + 1, 2) planar body positions, for tasks that report them (Ant)
+    success: bool = False  # the task's own "success" (e.g. near the U-maze's goal) at any step
 
 
 def make_skill_env(skill: Skill, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
@@ -41,16 +43,40 @@ def rollouts(skill: Skill, episodes: int, seed: int = 0, env: gym.Env | None = N
     generator = torch.Generator().manual_seed(seed)
     results = []
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        path, total, goal, done = [obs], 0.0, -1, False
+        obs, info = env.reset(seed=seed + episode)
+        path, total, goal, done, success = [obs], 0.0, -1, False, False
+        positions = [_position(info)]
         while not done:
             obs, reward, terminated, truncated, info = env.step(skill.act(obs, generator))
             path.append(obs)
+            positions.append(_position(info))
             total += reward
             goal = int(info.get("goal", -1))
+            success = success or bool(info.get("success", False))
             done = terminated or truncated
-        results.append(Rollout(np.asarray(path), total, goal))
+        planar = None if positions[0] is None else np.asarray(positions)
+        results.append(Rollout(np.asarray(path), total, goal, planar, success))
     return results
+
+
+def _position(info: dict[str, Any]) -> tuple[float, float] | None:
+    return (float(info["x_position"]), float(info["y_position"])) if "x_position" in info else None
+
+
+def locomotion(paths: list[Rollout], dt: float) -> dict[str, Any]:
+    """How rollouts moved the body: the mean planar speed of their displacement (m/s: distance from start
+    to end over the episode's duration), the mean distance covered, and how many of the 8 octants
+    of heading (from the start to the end) the rollouts reached."""
+    moves = np.array([p.positions[-1] - p.positions[0] for p in paths])
+    durations = np.array([(len(p.positions) - 1) * dt for p in paths])
+    distances = np.linalg.norm(moves, axis=1)
+    octants = np.floor((np.arctan2(moves[:, 1], moves[:, 0]) % (2 * np.pi)) / (np.pi / 4)).astype(int) % 8
+    return {
+        "mean_speed": float(np.mean(distances / np.maximum(durations, dt))),
+        "mean_distance": float(distances.mean()),
+        "octants_covered": int(len(set(octants.tolist()))),
+        "octant_counts": np.bincount(octants, minlength=8).tolist(),
+    }
 
 
 def summarise(paths: list[Rollout], env: gym.Env) -> dict[str, Any]:
@@ -67,6 +93,10 @@ def summarise(paths: list[Rollout], env: gym.Env) -> dict[str, Any]:
         summary["goal_counts"] = counts.tolist()
         summary["success_rate"] = float(counts.sum() / len(paths))
         summary["goals_reached"] = int((counts > 0).sum())
+    if paths and paths[0].positions is not None:
+        summary.update(locomotion(paths, float(getattr(env.unwrapped, "dt", 1.0))))
+    if getattr(env.unwrapped, "goal", None) is not None:
+        summary["success_rate"] = float(np.mean([p.success for p in paths]))
     return summary
 
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from skillbank.buffer import ReplayBuffer
 from skillbank.config import Config
 from skillbank.envs import make_env
+from skillbank.private_ops import FusedAdam
 from skillbank.skill import Skill
 
 Callback = Callable[[int, dict[str, float]], "bool | None"]
@@ -46,7 +47,13 @@ class OffPolicyAlgorithm:
     config_class: type[Config] = Config
 
     def __init__(
-        self, env: gym.Env | str, config: Config | None, hyperparameters: dict[str, Any], seed: int, skill: Skill | None
+        self,
+        env: gym.Env | str,
+        config: Config | None,
+        hyperparameters: dict[str, Any],
+        seed: int,
+        skill: Skill | None,
+        device: str | torch.device = "cpu",
     ) -> None:
         self.env = make_env(env)
         given = config.to_dict() if config is not None else {}
@@ -58,11 +65,13 @@ class OffPolicyAlgorithm:
                     self.env.observation_space, self.env.action_space, algorithm=self.algorithm,
                     alpha=self.config.alpha, gamma=self.config.gamma, **self.networks(),
                 )  # fmt: skip
-        self.skill = skill
+        self.device = torch.device(device)
+        self.skill = skill.to(self.device)
         self.q_target = copy.deepcopy(skill.q).requires_grad_(False)
         self.seed = seed
-        self.rng = torch.Generator().manual_seed(seed)
-        self.buffer = ReplayBuffer(self.config.buffer_size, skill.q.obs_dim, skill.q.act_dim)
+        self.rng = torch.Generator(self.device).manual_seed(seed)
+        self.buffer = ReplayBuffer(self.config.buffer_size, skill.q.obs_dim, skill.q.act_dim, self.device)
+        self.stop_requested = False  # set (e.g. by a signal handler) to end learn() at the next step
         self.num_timesteps = 0
         self.num_updates = 0
         self.train_time_s = 0.0
@@ -84,6 +93,58 @@ class OffPolicyAlgorithm:
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         raise NotImplementedError
 
+    # ----- what a checkpoint holds (skillbank.checkpoint) --------------------------------------
+    def optimizers(self) -> dict[str, FusedAdam]:
+        """The algorithm's optimisers by name."""
+        raise NotImplementedError
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Everything training changes, as named tensors: networks, targets, optimisers, the random
+        generator and the current observation."""
+        out = {f"skill.{k}": v for k, v in self.skill.state_dict().items()}
+        out.update({f"q_target.{k}": v for k, v in self.q_target.state_dict().items()})
+        for name, optimizer in self.optimizers().items():
+            out.update({f"{name}.{k}": v for k, v in optimizer.state_tensors().items()})
+        out["rng"] = self.rng.get_state()
+        if self._obs is not None:
+            out["obs"] = torch.from_numpy(np.array(self._obs))
+        return out
+
+    @torch.no_grad()
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        def part(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        self.skill.load_state_dict(part("skill."))
+        self.q_target.load_state_dict(part("q_target."))
+        for name, optimizer in self.optimizers().items():
+            optimizer.load_state_tensors({k: v.to(self.device) for k, v in part(f"{name}.").items()})
+        self.rng.set_state(tensors["rng"])
+        self._obs = tensors["obs"].numpy().copy() if "obs" in tensors else None
+
+    def training_state(self) -> dict[str, Any]:
+        """The counters and records a checkpoint keeps as JSON."""
+        return {
+            "num_timesteps": self.num_timesteps,
+            "num_updates": self.num_updates,
+            "train_time_s": self.train_time_s,
+            "history": self.history,
+            "episode_returns": list(self._episode_returns),
+            "episode_return": self._episode_return,
+            "description": self.skill.description,
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.num_timesteps, self.num_updates = state["num_timesteps"], state["num_updates"]
+        self.train_time_s, self.history = state["train_time_s"], list(state["history"])
+        self._episode_returns = deque(state["episode_returns"], maxlen=self._episode_returns.maxlen)
+        self._episode_return = state["episode_return"]
+        self.skill.description = state["description"]
+
+    def reset_episode(self) -> None:
+        """Start a fresh episode at the next step (a resumed run whose environment state is unknown)."""
+        self._obs, self._episode_return = None, 0.0
+
     def learn(
         self, total_steps: int, progress_bar: bool = False, callback: Callback | None = None, log_interval: int = 1000
     ):
@@ -94,11 +155,13 @@ class OffPolicyAlgorithm:
             raise ValueError(f"total_steps must be >= 0, got {total_steps}")
         config = self.config
         if self._obs is None:
-            self._obs, _ = self.env.reset(seed=self.seed)
+            self._obs, _ = self.env.reset(seed=self.seed + self.num_timesteps)
         metrics: dict[str, float] = {}
         started = time.perf_counter()
         with tqdm(total=total_steps, disable=not progress_bar, desc=self.algorithm, unit="step") as bar:
             for _ in range(total_steps):
+                if self.stop_requested:
+                    break
                 action = self.skill.act_normalised(self._obs, self.rng)
                 next_obs, reward, terminated, truncated, _ = self.env.step(self.skill.to_env_action(action))
                 self.buffer.add(self._obs, action, reward, next_obs, terminated)

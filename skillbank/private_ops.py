@@ -51,7 +51,7 @@ class FusedAdam:
         self.lr, self.betas, self.eps = float(lr), betas, float(eps)
         self.exp_avg = [torch.zeros_like(p) for p in self.parameters]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.parameters]
-        self.steps = [torch.zeros(()) for _ in self.parameters]
+        self.steps = [torch.zeros((), device=p.device) for p in self.parameters]
 
     @torch.no_grad()
     def step(self, gradients: list[torch.Tensor]) -> None:
@@ -72,3 +72,17 @@ class FusedAdam:
             step = float(t)
             denominator = (v.sqrt() / math.sqrt(1 - beta2**step)).add_(self.eps)
             p.addcdiv_(m, denominator, value=-self.lr / (1 - beta1**step))
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The moment estimates and step counts, as named tensors (for pickle-free checkpoints)."""
+        out = {}
+        for i, (m, v, t) in enumerate(zip(self.exp_avg, self.exp_avg_sq, self.steps)):
+            out[f"{i}.exp_avg"], out[f"{i}.exp_avg_sq"], out[f"{i}.step"] = m, v, t
+        return out
+
+    @torch.no_grad()
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        for i, (m, v, t) in enumerate(zip(self.exp_avg, self.exp_avg_sq, self.steps)):
+            m.copy_(tensors[f"{i}.exp_avg"])
+            v.copy_(tensors[f"{i}.exp_avg_sq"])
+            t.copy_(tensors[f"{i}.step"])

@@ -71,7 +71,8 @@ class SACConfig(Config):
 class SAC(OffPolicyAlgorithm):
     """Soft Actor-Critic; hyperparameters are :class:`SACConfig`'s fields.
 
-    ``compile=True`` compiles the two gradient computations with ``torch.compile``.
+    ``compile=True`` compiles the two gradient computations with ``torch.compile``; ``device`` places
+    networks, buffer and random numbers.
     """
 
     algorithm = "sac"
@@ -85,11 +86,12 @@ class SAC(OffPolicyAlgorithm):
         seed: int = 0,
         skill: Skill | None = None,
         compile: bool = False,
+        device: str | torch.device = "cpu",
         **hyperparameters: Any,
     ) -> None:
-        super().__init__(env, config, hyperparameters, seed, skill)
+        super().__init__(env, config, hyperparameters, seed, skill, device)
         config = self.config
-        self.log_alpha = torch.tensor(math.log(self.skill.alpha))
+        self.log_alpha = torch.tensor(math.log(self.skill.alpha), device=self.device)
         self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=config.q_lr)
         self.q_target_parameters = list(self.q_target.parameters())
         self.policy_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=config.policy_lr)
@@ -103,6 +105,17 @@ class SAC(OffPolicyAlgorithm):
             return config.replace(target_entropy=-float(np.prod(self.env.action_space.shape)))
         return config
 
+    def optimizers(self) -> dict[str, FusedAdam]:
+        return {"q_optimizer": self.q_optimizer, "policy_optimizer": self.policy_optimizer,
+                "alpha_optimizer": self.alpha_optimizer}  # fmt: skip
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {**super().state_tensors(), "log_alpha": self.log_alpha}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        super().load_state_tensors(tensors)
+        self.log_alpha.copy_(tensors["log_alpha"])
+
     def networks(self) -> dict[str, Any]:
         hidden = list(self.config.hidden)
         return dict(q_hidden=hidden, critics=2, q_output_scale=1.0, sampler="gaussian", sampler_hidden=hidden)
@@ -111,7 +124,8 @@ class SAC(OffPolicyAlgorithm):
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         """One Adam step of the critics, then one of the policy and the temperature."""
         shape = (batch[0].shape[0], 1, self.skill.action_dim)
-        next_noise, noise = torch.randn(shape, generator=self.rng), torch.randn(shape, generator=self.rng)
+        next_noise = torch.randn(shape, generator=self.rng, device=self.device)
+        noise = torch.randn(shape, generator=self.rng, device=self.device)
         td_error, q_gradients = self.critic_gradients(batch, next_noise)
         self.q_optimizer.step(q_gradients)
         log_pi, policy_gradients, alpha_gradient = self.policy_gradients(batch[0], noise)

@@ -153,7 +153,7 @@ class Skill(nn.Module):
 
     def sample_actions(self, obs: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` actions per observation from the sampler: shape (B, n, d), in [-1, 1]."""
-        noise = torch.randn(obs.shape[0], n, self.action_dim, generator=generator)
+        noise = torch.randn(obs.shape[0], n, self.action_dim, generator=generator, device=obs.device)
         if getattr(self.sampler, "needs_target", False):
             return self.sampler(obs, noise, self.log_density, generator)
         return self.sampler(obs, noise)
@@ -164,14 +164,16 @@ class Skill(nn.Module):
 
     def soft_value(self, obs: torch.Tensor, n_particles: int = 1024, generator: torch.Generator | None = None):
         """``V(s) = alpha log ∫ exp(Q(s,a)/alpha) da`` by importance sampling with a uniform proposal."""
-        particles = torch.rand(obs.shape[0], n_particles, self.action_dim, generator=generator) * 2 - 1
+        particles = torch.rand(obs.shape[0], n_particles, self.action_dim, generator=generator, device=obs.device)
+        particles = particles * 2 - 1
         return self.alpha * soft_value_uniform(self.q_values(obs, particles) / self.alpha, self.action_dim)
 
     @torch.no_grad()
     def act_normalised(self, obs: np.ndarray, generator: torch.Generator | None = None) -> np.ndarray:
         """One action in [-1, 1]^d for one observation."""
-        obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32).reshape(1, -1)
-        return self.sample_actions(obs_t, 1, generator)[0, 0].numpy()
+        device = generator.device if generator is not None else next(self.parameters()).device
+        obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=device).reshape(1, -1)
+        return self.sample_actions(obs_t, 1, generator)[0, 0].cpu().numpy()
 
     def to_env_action(self, action: np.ndarray) -> np.ndarray:
         """Map an action from [-1, 1]^d to the environment's action bounds."""
@@ -183,7 +185,7 @@ class Skill(nn.Module):
 
     # ----- files --------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
 
     def description_json(self) -> dict[str, Any]:
         networks = {"q": self.q.spec(), "sampler": self.sampler.spec()}

@@ -104,7 +104,8 @@ class SQL(OffPolicyAlgorithm):
     >>> algo = SQL("skillbank/MultiGoal-v0", alpha=10.0)   # doctest: +SKIP
     >>> algo.learn(30_000, progress_bar=True).save("multigoal-sql")   # doctest: +SKIP
 
-    ``compile=True`` compiles the gradient computation with ``torch.compile`` (faster for long runs).
+    ``compile=True`` compiles the gradient computation with ``torch.compile`` (faster for long runs);
+    ``device`` places networks, buffer and random numbers (``"cuda"`` where one is present).
     """
 
     algorithm = "sql"
@@ -118,14 +119,18 @@ class SQL(OffPolicyAlgorithm):
         seed: int = 0,
         skill: Skill | None = None,
         compile: bool = False,
+        device: str | torch.device = "cpu",
         **hyperparameters: Any,
     ) -> None:
-        super().__init__(env, config, hyperparameters, seed, skill)
+        super().__init__(env, config, hyperparameters, seed, skill, device)
         self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=self.config.q_lr)
         self.sampler_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=self.config.sampler_lr)
         self.q_target_parameters = list(self.q_target.parameters())
         if compile:  # the gradient computation as one graph of fused kernels
             self.gradients = torch.compile(self.gradients)
+
+    def optimizers(self) -> dict[str, FusedAdam]:
+        return {"q_optimizer": self.q_optimizer, "sampler_optimizer": self.sampler_optimizer}
 
     def networks(self) -> dict[str, Any]:
         hidden = list(self.config.hidden)
@@ -135,8 +140,8 @@ class SQL(OffPolicyAlgorithm):
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         """Eq. (11) for the Q-network and eq. (13) for the sampler, then one Adam step of both."""
         config, batch_size, d = self.config, batch[0].shape[0], self.skill.action_dim
-        uniform = torch.rand(batch_size, config.value_particles, d, generator=self.rng) * 2 - 1
-        noise = torch.randn(batch_size, config.kernel_particles, d, generator=self.rng)
+        uniform = torch.rand(batch_size, config.value_particles, d, generator=self.rng, device=self.device) * 2 - 1
+        noise = torch.randn(batch_size, config.kernel_particles, d, generator=self.rng, device=self.device)
         td_error, q_gradients, sampler_gradients = self.gradients(batch, uniform, noise)
         self.q_optimizer.step(q_gradients)
         self.sampler_optimizer.step(sampler_gradients)

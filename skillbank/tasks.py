@@ -25,7 +25,7 @@ from skillbank.sac import SAC
 from skillbank.sql import SQL
 
 ALGORITHMS: dict[str, type[OffPolicyAlgorithm]] = {"sql": SQL, "sac": SAC}
-SECTIONS = ("description", "env", "train", "eval", *ALGORITHMS)
+SECTIONS = ("description", "env", "train", "eval", "experiment", *ALGORITHMS)
 SEARCH_DIRS = (Path("tasks"), Path(__file__).resolve().parents[1] / "tasks")
 
 
@@ -63,6 +63,16 @@ class EvalSection(Config):
         require(self.episodes >= 1, f"episodes must be at least 1, got {self.episodes}")
 
 
+@dataclass(frozen=True)
+class ExperimentSection(Config):
+    """``[experiment]``: what ``skillbank experiment finetune`` measures on this task.
+
+    :param threshold: the evaluation return that counts as solving the task (fixed before any run)
+    """
+
+    threshold: float | None = None
+
+
 @dataclass
 class Task:
     name: str
@@ -71,6 +81,7 @@ class Task:
     env_kwargs: dict[str, Any]
     train: TrainSection
     eval: EvalSection
+    experiment: ExperimentSection = field(default_factory=ExperimentSection)
     description: str = ""
     configs: dict[str, Config] = field(default_factory=dict)  # one per algorithm section
 
@@ -93,13 +104,16 @@ class Task:
     def make_env(self) -> gym.Env:
         return make_env(self.env_id, self.env_kwargs)
 
-    def build(self, algorithm: str | None = None, seed: int | None = None, compile: bool = False) -> OffPolicyAlgorithm:
+    def build(
+        self, algorithm: str | None = None, seed: int | None = None, compile: bool = False, device: str = "cpu"
+    ) -> OffPolicyAlgorithm:
         """The task's algorithm (or ``algorithm``) with the task's hyperparameters, untrained."""
         algorithm = algorithm or self.algorithm
         if algorithm not in ALGORITHMS:
             raise SkillbankError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
         seed = self.seed if seed is None else seed
-        algo = ALGORITHMS[algorithm](self.make_env(), self.configs.get(algorithm), seed=seed, compile=compile)
+        config = self.configs.get(algorithm)
+        algo = ALGORITHMS[algorithm](self.make_env(), config, seed=seed, compile=compile, device=device)
         algo.skill.description["task"].update(name=self.name, env_id=self.env_id, env_kwargs=self.env_kwargs)
         return algo
 
@@ -173,6 +187,7 @@ def load_task(ref: str) -> Task:
     check_env(env["id"], env.get("kwargs", {}), f"{path}: [env]")
     train = TrainSection.from_dict(_section(data, "train", path), f"{path}: [train] ")
     evaluation = EvalSection.from_dict(_section(data, "eval", path), f"{path}: [eval] ")
+    experiment = ExperimentSection.from_dict(_section(data, "experiment", path), f"{path}: [experiment] ")
     configs = {
         name: algorithm.config_class.from_dict(_section(data, name, path), f"{path}: [{name}] ")
         for name, algorithm in ALGORITHMS.items()
@@ -180,5 +195,5 @@ def load_task(ref: str) -> Task:
     }
     return Task(
         name=path.stem, path=path, env_id=env["id"], env_kwargs=dict(env.get("kwargs", {})), train=train,
-        eval=evaluation, description=description, configs=configs,
+        eval=evaluation, experiment=experiment, description=description, configs=configs,
     )  # fmt: skip

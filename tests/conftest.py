@@ -1,3 +1,6 @@
+import os
+import tempfile
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -7,6 +10,8 @@ import skillbank.envs  # noqa: F401
 from skillbank.skill import Skill
 
 torch.set_num_threads(1)
+# Run directories of the tests' training go to a temporary folder, not ~/skillbank-runs.
+os.environ["SKILLBANK_RUNS"] = tempfile.mkdtemp(prefix="skillbank-test-runs-")
 
 
 def tiny_skill(seed: int = 0, algorithm: str = "sql") -> Skill:

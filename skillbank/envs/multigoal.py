@@ -112,6 +112,13 @@ class MultiGoalEnv(gym.Env):
         info = {"goal": goal}
         return self._position.astype(np.float32), float(reward), goal >= 0, False, info
 
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """The state a checkpoint needs beyond the random generator (see :mod:`skillbank.checkpoint`)."""
+        return {"position": self._position.copy()}
+
+    def restore_checkpoint_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self._position = np.asarray(arrays["position"], dtype=np.float64).copy()
+
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None

@@ -1,0 +1,195 @@
+"""Checkpoints of a training run: everything needed to continue bit for bit, and nothing that is code.
+
+A checkpoint is a directory ``checkpoints/step-000001000/`` in the run directory holding
+
+- ``state.safetensors``: the networks, target networks, optimiser states, the algorithm's random
+  generator, the current observation and the environment's simulator state, as named tensors;
+- ``replay.h5``: the replay buffer exactly as it is in memory;
+- ``checkpoint.json``: counters, the training record, the environment's wrappers and random
+  generator, each file's sha256, and the sha256 of all of that.
+
+It is written under a temporary name and renamed into place, so that a run killed while writing
+leaves the previous checkpoint whole; the last :data:`KEEP` are kept. :func:`latest` verifies every
+checksum and falls back to the previous checkpoint when the newest is torn or corrupt, saying so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mujoco
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from skillbank.errors import SkillbankError
+
+if TYPE_CHECKING:
+    from skillbank.offpolicy import OffPolicyAlgorithm
+
+FORMAT_VERSION = 1
+KEEP = 2
+CHECKPOINT_FILE, TENSORS_FILE, REPLAY_FILE = "checkpoint.json", "state.safetensors", "replay.h5"
+# Gymnasium's wrappers: TimeLimit's episode step count, OrderEnforcing's and PassiveEnvChecker's flags.
+WRAPPER_STATE = ("_elapsed_steps", "_has_reset", "checked_reset", "checked_step")
+MUJOCO_STATE = mujoco.mjtState.mjSTATE_INTEGRATION  # time, qpos, qvel, act, warm start, controls, applied forces
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _payload_digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+# ----- the environment's state ------------------------------------------------------------------
+def _layers(env: Any) -> list[Any]:
+    layers = [env]
+    while hasattr(layers[-1], "env"):
+        layers.append(layers[-1].env)
+    return layers
+
+
+def env_state(env: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The environment's state as JSON and arrays: each wrapper's episode counters, the random
+    generator, and the simulator (MuJoCo's integration state and body positions, or what the
+    environment's own ``checkpoint_state()`` returns). ``kind`` is None for an environment whose
+    simulator state is unknown: a resumed run then starts a fresh episode."""
+    layers = _layers(env)
+    info: dict[str, Any] = {"wrappers": [], "kind": None}
+    for layer in layers:
+        info["wrappers"].append({k: getattr(layer, k) for k in WRAPPER_STATE if hasattr(layer, k)})
+    base, arrays = layers[-1], {}
+    if getattr(base, "_np_random", None) is not None:
+        info["np_random"] = base.np_random.bit_generator.state
+    if hasattr(base, "checkpoint_state"):
+        info["kind"], arrays = "own", dict(base.checkpoint_state())
+    elif hasattr(base, "model") and isinstance(getattr(base, "data", None), mujoco.MjData):
+        state = np.empty(mujoco.mj_stateSize(base.model, MUJOCO_STATE))
+        mujoco.mj_getState(base.model, base.data, state, MUJOCO_STATE)
+        # Ant-v5 reads the torso's position before stepping: the derived positions are state too.
+        info["kind"], arrays = "mujoco", {"state": state, "xpos": base.data.xpos.copy()}
+    return info, arrays
+
+
+def restore_env_state(env: Any, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> bool:
+    """Put ``env`` back into the state :func:`env_state` saw; False where the simulator's state is unknown."""
+    layers = _layers(env)
+    if len(layers) != len(info["wrappers"]) or info["kind"] is None:
+        return False
+    for layer, saved in zip(layers, info["wrappers"]):
+        for key, value in saved.items():
+            setattr(layer, key, value)
+        if hasattr(layer, "_previous_data"):  # Gymnasium's data-reuse check needs data no checkpoint keeps
+            layer._previous_data, layer.checked_data_reuse = None, True
+    base = layers[-1]
+    if "np_random" in info:
+        base.np_random.bit_generator.state = info["np_random"]
+    if info["kind"] == "own":
+        base.restore_checkpoint_state(arrays)
+    else:
+        mujoco.mj_setState(base.model, base.data, np.ascontiguousarray(arrays["state"]), MUJOCO_STATE)
+        base.data.xpos[:] = arrays["xpos"]
+    return True
+
+
+# ----- writing and reading ----------------------------------------------------------------------
+def save(run_dir: str | Path, algo: OffPolicyAlgorithm) -> Path:
+    """Write a checkpoint of ``algo`` at its current step into ``run_dir/checkpoints/``; keep the last two."""
+    directory = Path(run_dir) / "checkpoints"
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"step-{algo.num_timesteps:09d}"
+    temporary = directory / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    env_info, env_arrays = env_state(algo.env)
+    tensors = {f"algo.{k}": v.detach().cpu().contiguous().clone() for k, v in algo.state_tensors().items()}
+    tensors.update({f"env.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in env_arrays.items()})
+    save_file(tensors, str(temporary / TENSORS_FILE))
+    algo.buffer.save_state(temporary / REPLAY_FILE)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "algorithm": algo.algorithm,
+        "step": algo.num_timesteps,
+        "training": algo.training_state(),
+        "env": env_info,
+        "files": {name: _sha256(temporary / name) for name in (TENSORS_FILE, REPLAY_FILE)},
+    }
+    text = json.dumps({"payload": payload, "sha256": _payload_digest(payload)}, indent=1, sort_keys=True)
+    (temporary / CHECKPOINT_FILE).write_text(text)
+    for name in (TENSORS_FILE, REPLAY_FILE, CHECKPOINT_FILE):
+        with open(temporary / name, "rb+") as f:
+            os.fsync(f.fileno())
+    if final.exists():  # the same step again (a resumed run that had written it): replace it whole
+        shutil.rmtree(final)
+    temporary.rename(final)
+    for old in sorted(directory.glob("step-*"))[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    payload: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.payload["step"])
+
+
+def verify(path: Path) -> Checkpoint:
+    """Read a checkpoint's description and check every checksum; a SkillbankError says what is wrong."""
+    try:
+        data = json.loads((path / CHECKPOINT_FILE).read_text())
+        payload, digest = data["payload"], data["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SkillbankError(f"{path / CHECKPOINT_FILE} is missing or unreadable ({error})") from None
+    if _payload_digest(payload) != digest:
+        raise SkillbankError(f"{path / CHECKPOINT_FILE} does not match its checksum")
+    for name, sha in payload["files"].items():
+        if not (path / name).is_file() or _sha256(path / name) != sha:
+            raise SkillbankError(f"{path / name} is missing or does not match its checksum")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise SkillbankError(f"{path} was written by a newer skillbank (format {payload['format_version']})")
+    return Checkpoint(path, payload)
+
+
+def latest(run_dir: str | Path) -> Checkpoint | None:
+    """The newest checkpoint in ``run_dir`` whose checksums hold (None if there is none), telling on
+    stderr of any newer one it skipped as torn or corrupt."""
+    for path in sorted((Path(run_dir) / "checkpoints").glob("step-*"), reverse=True):
+        try:
+            return verify(path)
+        except SkillbankError as error:
+            print(f"skillbank: checkpoint {path.name} is unusable ({error}); trying the previous one", file=sys.stderr)
+    return None
+
+
+def restore(algo: OffPolicyAlgorithm, checkpoint: Checkpoint) -> bool:
+    """Load ``checkpoint`` into ``algo`` (built with the same configuration); returns whether the
+    environment's state came back too (else the next step starts a fresh episode)."""
+    payload = checkpoint.payload
+    if payload["algorithm"] != algo.algorithm:
+        raise SkillbankError(f"{checkpoint.path} is a {payload['algorithm']} checkpoint, not {algo.algorithm}")
+    tensors = load_file(str(checkpoint.path / TENSORS_FILE))
+    algo.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("algo.")})
+    algo.buffer.load_state(checkpoint.path / REPLAY_FILE)
+    algo.load_training_state(payload["training"])
+    env_arrays = {k[4:]: v.numpy() for k, v in tensors.items() if k.startswith("env.")}
+    if restore_env_state(algo.env, payload["env"], env_arrays):
+        return True
+    algo.reset_episode()
+    return False

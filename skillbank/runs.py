@@ -1,0 +1,157 @@
+"""Run directories: long training that survives kills, Ctrl-C and restarts.
+
+A run directory holds ``run.json`` (what was launched, so that ``--resume`` can rebuild it),
+``metrics.csv`` (one row per logging interval, appended and flushed as it comes, so a killed run
+keeps its curve), ``checkpoints/`` (:mod:`skillbank.checkpoint`) and, once the budget is spent,
+``finished.json``. :meth:`Run.train` resumes from the newest good checkpoint, so running it again
+after any interruption ends with exactly the parameters of a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from skillbank import checkpoint
+from skillbank.errors import SkillbankError
+from skillbank.offpolicy import OffPolicyAlgorithm
+
+RUN_FILE, METRICS_FILE, FINISHED_FILE = "run.json", "metrics.csv", "finished.json"
+RUNS_ENV = "SKILLBANK_RUNS"
+COLUMNS = (
+    "step", "wall_time_s", "steps_per_s", "episode_return", "eval_return", "eval_success_rate", "eval_speed",
+    "q_loss", "td_abs", "alpha", "entropy", "actor_loss",
+)  # fmt: skip
+LOG_INTERVAL = 1000
+
+
+def default_runs_dir() -> Path:
+    """``$SKILLBANK_RUNS``, or ``~/skillbank-runs``."""
+    return Path(os.environ.get(RUNS_ENV) or Path.home() / "skillbank-runs")
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """The rows of a ``metrics.csv`` as numbers (empty cells left out)."""
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+class Run:
+    """A run directory; ``spec`` (JSON) describes what is trained in it and must match on resume."""
+
+    def __init__(self, path: str | Path, spec: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        file = self.path / RUN_FILE
+        if spec is None:
+            if not file.is_file():
+                raise SkillbankError(f"{self.path} is not a run directory (no {RUN_FILE}); nothing to resume")
+            self.spec = json.loads(file.read_text())
+            return
+        if file.is_file():
+            saved = json.loads(file.read_text())
+            if saved != json.loads(json.dumps(spec)):
+                raise SkillbankError(
+                    f"{self.path} holds another run ({json.dumps(saved, sort_keys=True)}); resume it with "
+                    f"--resume {self.path}, or choose another run directory"
+                )
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            temporary = file.with_suffix(".tmp")
+            temporary.write_text(json.dumps(spec, indent=2, sort_keys=True))
+            temporary.replace(file)
+        self.spec = json.loads(file.read_text())
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / FINISHED_FILE).is_file()
+
+    def result(self) -> dict[str, Any]:
+        """What ``finished.json`` recorded (the final metrics and wall time)."""
+        return json.loads((self.path / FINISHED_FILE).read_text())
+
+    def metrics(self) -> list[dict[str, float]]:
+        file = self.path / METRICS_FILE
+        return read_metrics(file) if file.is_file() else []
+
+    def _keep_metrics_up_to(self, step: int) -> None:
+        """Drop rows written after the checkpoint a resumed run restarts from (they are written again)."""
+        rows = [row for row in self.metrics() if row["step"] <= step]
+        file = self.path / METRICS_FILE
+        temporary = file.with_suffix(".tmp")
+        with open(temporary, "w", newline="") as f:
+            writer = csv.DictWriter(f, COLUMNS)
+            writer.writeheader()
+            writer.writerows({k: _cell(row.get(k)) for k in COLUMNS} for row in rows)
+        temporary.replace(file)
+
+    def train(
+        self,
+        algo: OffPolicyAlgorithm,
+        total_steps: int,
+        *,
+        checkpoint_every: int = 10_000,
+        progress_bar: bool = False,
+        evaluate: Callable[[OffPolicyAlgorithm], dict[str, float]] | None = None,
+        eval_every: int | None = None,
+        log_interval: int = LOG_INTERVAL,
+    ) -> bool:
+        """Train ``algo`` until it has taken ``total_steps`` environment steps in all, resuming from the
+        newest good checkpoint, writing one every ``checkpoint_every`` steps and appending metrics
+        every ``log_interval`` (or checkpoint or evaluation) steps, with ``evaluate(algo)`` every
+        ``eval_every`` steps. Ctrl-C (SIGINT) or SIGTERM stops at the
+        end of the current step with a checkpoint. Returns whether the budget was reached."""
+        if checkpoint_every <= 0 or (eval_every is not None and eval_every <= 0):
+            raise SkillbankError("--checkpoint-every and the evaluation interval must be positive")
+        latest = checkpoint.latest(self.path)
+        if latest is not None:
+            exact = checkpoint.restore(algo, latest)
+            note = "" if exact else " (the environment's state is unknown: a fresh episode starts)"
+            print(f"resuming {self.path} from step {latest.step}{note}", file=sys.stderr)
+        self._keep_metrics_up_to(algo.num_timesteps)
+        interval = math.gcd(log_interval, checkpoint_every, eval_every or checkpoint_every)
+        started, steps_at_start = time.perf_counter(), algo.num_timesteps
+
+        def on_log(step: int, metrics: dict[str, float]) -> None:
+            elapsed = time.perf_counter() - started
+            row = {**metrics, "wall_time_s": algo.train_time_s + elapsed}
+            row["steps_per_s"] = (step - steps_at_start) / elapsed if elapsed > 0 else None
+            if evaluate is not None and eval_every is not None and step % eval_every == 0:
+                row.update(evaluate(algo))
+            with open(self.path / METRICS_FILE, "a", newline="") as f:
+                csv.DictWriter(f, COLUMNS).writerow({k: _cell(row.get(k)) for k in COLUMNS})
+            if step % checkpoint_every == 0:
+                checkpoint.save(self.path, algo)
+
+        def stop(signum, frame) -> None:
+            algo.stop_requested = True
+            signal.signal(signum, previous[signum])  # a second Ctrl-C interrupts at once
+
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            signal.signal(s, stop)
+        try:
+            algo.learn(max(0, total_steps - algo.num_timesteps), progress_bar, on_log, log_interval=interval)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        checkpoint.save(self.path, algo)
+        if algo.stop_requested:
+            algo.stop_requested = False
+            return False
+        result = {"steps": algo.num_timesteps, "wall_time_s": round(algo.train_time_s, 2)}
+        if evaluate is not None:
+            result["final"] = evaluate(algo)
+        (self.path / FINISHED_FILE).write_text(json.dumps(result, indent=2, sort_keys=True))
+        return True
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)

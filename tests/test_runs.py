@@ -1,0 +1,117 @@
+"""Long runs: checkpoints are exact, a run killed by SIGKILL and resumed ends bit for bit where an
+uninterrupted one does, and a corrupt newest checkpoint falls back to the previous one."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import skillbank.envs  # noqa: F401
+from skillbank import SAC, SQL, checkpoint
+from skillbank.runs import Run
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = dict(hidden=[16, 16], batch_size=16, learning_starts=50, buffer_size=300)  # the buffer wraps around
+BUILD = {
+    "sql": lambda: SQL("skillbank/MultiGoal-v0", kernel_particles=4, value_particles=4, seed=3, **SMALL),
+    "sac": lambda: SAC("skillbank/MultiGoal-v0", seed=3, **SMALL),
+}
+
+
+def parameters(algo) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in algo.state_tensors().items() if k != "obs"}
+
+
+def assert_identical(a, b):
+    pa, pb = parameters(a), parameters(b)
+    assert pa.keys() == pb.keys()
+    for key in pa:
+        assert torch.equal(pa[key], pb[key]), key
+    assert torch.equal(a.buffer.transitions, b.buffer.transitions)
+    assert a.num_timesteps == b.num_timesteps and a.num_updates == b.num_updates
+
+
+@pytest.mark.parametrize("name", list(BUILD))
+def test_resuming_in_a_new_process_object_equals_the_uninterrupted_run(name, tmp_path):
+    whole = BUILD[name]()
+    Run(tmp_path / "whole", {"t": name}).train(whole, 700, checkpoint_every=100)
+    first = BUILD[name]()
+    assert Run(tmp_path / "split", {"t": name}).train(first, 350, checkpoint_every=100)
+    second = BUILD[name]()  # a fresh object, as after a restart: everything comes from the checkpoint
+    assert Run(tmp_path / "split", {"t": name}).train(second, 700, checkpoint_every=100)
+    assert_identical(whole, second)
+    rows = Run(tmp_path / "split").metrics()
+    assert [row["step"] for row in rows] == list(range(100, 701, 100))  # no duplicates, nothing lost
+
+
+def test_the_environment_state_round_trips_exactly_for_mujoco():
+    one, two = gym.make("skillbank/AntWalk-v0"), gym.make("skillbank/AntWalk-v0")
+    one.reset(seed=0)
+    two.reset(seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(37):
+        one.step(rng.uniform(-1, 1, 8))
+    info, arrays = checkpoint.env_state(one)
+    assert checkpoint.restore_env_state(two, info, arrays)
+    for _ in range(200):
+        action = rng.uniform(-1, 1, 8)
+        a, b = one.step(action), two.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1:4] == b[1:4]
+        if a[2] or a[3]:
+            assert np.array_equal(one.reset()[0], two.reset()[0])
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
+    algo = BUILD["sql"]()
+    Run(tmp_path, {"t": 1}).train(algo, 300, checkpoint_every=100)
+    newest, previous = sorted((tmp_path / "checkpoints").glob("step-*"))[-2:][::-1]
+    assert newest.name == "step-000000300" and previous.name == "step-000000200"
+    data = bytearray((newest / checkpoint.REPLAY_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (newest / checkpoint.REPLAY_FILE).write_bytes(bytes(data))
+    found = checkpoint.latest(tmp_path)
+    assert found is not None and found.step == 200
+    assert "step-000000300 is unusable" in capsys.readouterr().err
+    (previous / checkpoint.CHECKPOINT_FILE).write_text("{")  # torn too: nothing usable is left
+    assert checkpoint.latest(tmp_path) is None
+
+
+KILLED = """
+import sys, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {repo!r})
+from tests.test_runs import BUILD
+from skillbank.runs import Run
+Run({run!r}, {{"t": {name!r}}}).train(BUILD[{name!r}](), 6000, checkpoint_every=500)
+"""
+
+
+@pytest.mark.parametrize("name", list(BUILD))
+def test_a_run_killed_by_sigkill_resumes_bit_for_bit(name, tmp_path):
+    run = tmp_path / "killed"
+    child = subprocess.Popen([sys.executable, "-c", KILLED.format(repo=str(REPO), run=str(run), name=name)])
+    deadline = time.time() + 300
+    while not (run / "checkpoints" / "step-000001000").exists():
+        assert child.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert not (run / "finished.json").exists()
+    resumed = BUILD[name]()
+    assert Run(run, {"t": name}).train(resumed, 6000, checkpoint_every=500)
+    whole = BUILD[name]()
+    Run(tmp_path / "whole", {"t": name}).train(whole, 6000, checkpoint_every=500)
+    assert_identical(whole, resumed)
+
+
+def test_a_run_directory_refuses_another_run(tmp_path):
+    Run(tmp_path, {"task": "a"})
+    with pytest.raises(Exception, match="holds another run"):
+        Run(tmp_path, {"task": "b"})
