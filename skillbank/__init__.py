@@ -1,5 +1,6 @@
 """skillbank: pretrain, store, compose and fine-tune maximum-entropy RL skills."""
 
+from skillbank.ddpg import DDPG
 from skillbank.errors import IntegrityError, NotFoundError, SkillbankError, SkillFormatError
 from skillbank.registry import Parent, Registry
 from skillbank.sac import SAC
@@ -9,6 +10,7 @@ from skillbank.sql import SQL
 __version__ = "0.1.0"
 
 __all__ = [
+    "DDPG",
     "SAC",
     "SQL",
     "IntegrityError",

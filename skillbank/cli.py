@@ -83,6 +83,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _execute(Run(args.run_dir or new_run_dir(spec), spec), args)
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from skillbank.finetune import finetune_spec
+    from skillbank.jobs import EVAL_EPISODES, new_run_dir
+    from skillbank.registry import validate_name
+    from skillbank.runs import Run
+
+    if args.resume:
+        return _execute(Run(args.resume), args)
+    if args.ref is None or args.task is None:
+        raise SkillbankError("give a skill REF and --task TASK to fine-tune, or --resume RUN_DIR to continue a run")
+    registry = _registry(args)
+    spec = finetune_spec(
+        registry.load(args.ref), args.task, steps=args.steps, seed=args.seed, warmup=args.warmup,
+        anneal_alpha_to=args.anneal_alpha_to, anneal_steps=args.anneal_steps, name=args.name,
+        store=registry.path.resolve(), compile=args.compile, device=args.device, keep_replay=args.keep_replay,
+        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, eval_episodes=EVAL_EPISODES,
+    )  # fmt: skip
+    validate_name(spec["name"])
+    return _execute(Run(args.run_dir or new_run_dir(spec), spec), args)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from skillbank.evaluate import evaluate
 
@@ -384,6 +405,25 @@ def _training_commands(add: Add) -> None:
     p.add_argument("--steps", type=_positive, help="environment steps (default: the task's budget)")
     p.add_argument("--seed", type=_positive, help="random seed (default: the task's)")
     p.add_argument("--name", help="register under this name (default: TASK-ALGO)")
+    p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
+    _run_options(p)
+
+    from skillbank.finetune import WARMUP
+
+    p = add("finetune", "fine-tune a registered skill to another task (its observation may extend the skill's) "
+            "and register it with fine-tuned-from lineage", cmd_finetune)  # fmt: skip
+    p.add_argument("ref", nargs="?", help="the skill to fine-tune (e.g. ant-walk-sql)")
+    p.add_argument("--task", help="the new task: a name in tasks/ or a .toml path")
+    p.add_argument("--steps", type=_positive, help="environment steps of fine-tuning (default: the task's budget)")
+    p.add_argument("--seed", type=_positive, default=0, help="random seed (default 0)")
+    p.add_argument("--name", help="register under this name (default: TASK-finetuned)")
+    p.add_argument("--warmup", type=_positive, default=WARMUP,
+                   help=f"transitions the pretrained policy collects into a fresh buffer before the first update "
+                        f"(default {WARMUP})")  # fmt: skip
+    p.add_argument("--anneal-alpha-to", type=float, metavar="ALPHA",
+                   help="anneal SQL's temperature log-linearly from the skill's alpha to ALPHA (the authors: 1000x "
+                        "lower; default: no annealing)")  # fmt: skip
+    p.add_argument("--anneal-steps", type=_positive, default=0, help="steps over which to anneal alpha")
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
     _run_options(p)
 

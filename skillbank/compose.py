@@ -37,6 +37,13 @@ CORRECTION_STEPS = 10_000
 
 def check_compatible(skills: Sequence[Skill], rescale_alpha: bool) -> list[float]:
     """Refuse skills that cannot be composed; return each skill's scale to the first one's alpha."""
+    for skill in skills:
+        if skill.description.get("algorithm") == "ddpg" or getattr(skill.sampler, "kind", "") == "deterministic":
+            raise SkillbankError(
+                f"{getattr(skill, 'ref', None) or 'a skill'} is a deterministic DDPG skill: its Q is not a soft "
+                "Q-function and its policy has no density exp(Q / alpha), so composition and its bounds do not "
+                "apply; compose SQL or SAC skills"
+            )
     first = skills[0]
     for skill in skills[1:]:
         name = getattr(skill, "ref", None) or "a skill"

@@ -13,7 +13,12 @@ Soft Actor-Critic with automatic temperature (Haarnoja et al. 2018, arXiv 1812.0
 - :func:`sac_policy_loss`: section 4.2's ``J_pi``, with reparameterised actions;
 - :func:`sac_alpha_loss`: section 5's ``J(alpha)``, the temperature's dual objective.
 
-The algorithms (:mod:`skillbank.sql`, :mod:`skillbank.sac`) compute the gradients of these same
+Deep Deterministic Policy Gradient (Lillicrap et al. 2015, arXiv 1509.02971), the paper's baseline:
+
+- :func:`ddpg_q_loss`: the critic's squared TD error against target critic and target actor;
+- :func:`ddpg_actor_loss`: ``-E[Q(s, mu(s))]``, whose gradient is the deterministic policy gradient.
+
+The algorithms (:mod:`skillbank.sql`, :mod:`skillbank.sac`, :mod:`skillbank.ddpg`) compute the gradients of these same
 objectives by hand, without an autograd graph, for speed; ``tests/test_losses.py`` checks that
 they equal autograd on the functions here. Networks follow :mod:`skillbank.networks`: a Q-network
 called as ``q(obs, actions)`` returns (critics, ...) raw outputs (``Q / alpha`` for SQL).
@@ -45,7 +50,7 @@ def soft_bellman_target(
     next_obs: torch.Tensor,
     terminals: torch.Tensor,
     uniform: torch.Tensor,
-    alpha: float,
+    alpha: float | torch.Tensor,
     gamma: float,
 ) -> torch.Tensor:
     """SQL's backup ``r / alpha + gamma (1 - done) V(s') / alpha`` in units of alpha (the public code's
@@ -163,3 +168,26 @@ def sac_policy_loss(
 def sac_alpha_loss(log_alpha: torch.Tensor, log_pi: torch.Tensor, target_entropy: float) -> torch.Tensor:
     """SAC's ``J(alpha) = E[-alpha (log pi(a|s) + H_target)]``, differentiated in ``log alpha``."""
     return -(log_alpha.exp() * (log_pi.detach() + target_entropy)).mean()
+
+
+def ddpg_q_loss(
+    q: torch.nn.Module,
+    q_target: torch.nn.Module,
+    actor_target: torch.nn.Module,
+    batch: tuple[torch.Tensor, ...],
+    gamma: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DDPG's critic loss ``E[(Q(s, a) - y)^2] / 2`` with ``y = r + gamma (1 - done) Q'(s', mu'(s'))``;
+    and the TD errors (B,)."""
+    obs, actions, rewards, next_obs, terminals = batch
+    with torch.no_grad():
+        next_actions = actor_target(next_obs, next_obs.new_empty(next_obs.shape[0], 1, actions.shape[-1]))
+        y = rewards + gamma * (1 - terminals) * q_target(next_obs, next_actions)[0, :, 0]
+    td_error = q(obs, actions.unsqueeze(1))[0, :, 0] - y
+    return 0.5 * td_error.pow(2).mean(), td_error
+
+
+def ddpg_actor_loss(q: torch.nn.Module, actor: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    """DDPG's actor loss ``-E[Q(s, mu(s))]``."""
+    actions = actor(obs, obs.new_empty(obs.shape[0], 1, q.act_dim))
+    return -q(obs, actions)[0].mean()

@@ -121,5 +121,15 @@ class MLP(nn.Module):
         w = self.layers[0][0]
         return torch.bmm(g, w[:, w.shape[1] - x_dim :].transpose(1, 2)).sum(0).view(*lead, x_dim)
 
+    @torch.no_grad()
+    def widen_input(self, at: int, extra: int) -> None:
+        """Insert ``extra`` inputs before input ``at``, with zero weights: the network computes the same
+        function of its old inputs whatever the new ones are (fine-tuning to a larger observation)."""
+        w = self.weights[0]
+        zeros = w.new_zeros(w.shape[0], extra, w.shape[2])
+        self.weights[0] = nn.Parameter(torch.cat([w[:, :at], zeros, w[:, at:]], 1))
+        self.in_dim += extra
+        self.layers = list(zip(self.weights, self.biases))
+
     def spec(self) -> dict[str, Any]:
         return {"in": self.in_dim, "hidden": self.hidden, "out": self.out_dim, "ensemble": self.ensemble}

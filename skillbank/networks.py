@@ -124,4 +124,25 @@ class GaussianSampler(nn.Module):
         return {"type": self.kind, "hidden": self.net.hidden}
 
 
-SAMPLERS: dict[str, type[nn.Module]] = {"svgd": SVGDSampler, "gaussian": GaussianSampler}
+class DeterministicPolicy(nn.Module):
+    """DDPG's actor ``a = tanh(mu(s))``: every "sample" is the same action (the noise is ignored)."""
+
+    kind = "deterministic"
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int]) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.net = MLP(obs_dim, hidden, act_dim)
+
+    def forward(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs)[0]).unsqueeze(-2).expand(*noise.shape)
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": self.kind, "hidden": self.net.hidden}
+
+
+SAMPLERS: dict[str, type[nn.Module]] = {
+    "svgd": SVGDSampler,
+    "gaussian": GaussianSampler,
+    "deterministic": DeterministicPolicy,
+}

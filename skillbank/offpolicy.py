@@ -93,6 +93,13 @@ class OffPolicyAlgorithm:
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         raise NotImplementedError
 
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """The action taken while collecting, in [-1, 1]^d: a sample of the skill's own policy."""
+        return self.skill.act_normalised(obs, self.rng)
+
+    def on_episode_end(self) -> None:
+        """Called when an episode ends during collection (DDPG resets its exploration noise)."""
+
     # ----- what a checkpoint holds (skillbank.checkpoint) --------------------------------------
     def optimizers(self) -> dict[str, FusedAdam]:
         """The algorithm's optimisers by name."""
@@ -162,12 +169,13 @@ class OffPolicyAlgorithm:
             for _ in range(total_steps):
                 if self.stop_requested:
                     break
-                action = self.skill.act_normalised(self._obs, self.rng)
+                action = self.explore(self._obs)
                 next_obs, reward, terminated, truncated, _ = self.env.step(self.skill.to_env_action(action))
                 self.buffer.add(self._obs, action, reward, next_obs, terminated)
                 self._episode_return += reward
                 self._obs = next_obs
                 if terminated or truncated:
+                    self.on_episode_end()
                     self._episode_returns.append(self._episode_return)
                     self._episode_return = 0.0
                     self._obs, _ = self.env.reset()

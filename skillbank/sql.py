@@ -13,6 +13,7 @@ reward scaling (reward scale = 1 / alpha); :class:`~skillbank.skill.Skill` repor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +127,9 @@ class SQL(OffPolicyAlgorithm):
         self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=self.config.q_lr)
         self.sampler_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=self.config.sampler_lr)
         self.q_target_parameters = list(self.q_target.parameters())
+        # alpha as a tensor: a schedule (fine-tuning's annealing) changes it without recompiling.
+        self.alpha = torch.tensor(self.skill.alpha, device=self.device)
+        self.alpha_schedule: Callable[[int], float] | None = None
         if compile:  # the gradient computation as one graph of fused kernels
             self.gradients = torch.compile(self.gradients)
 
@@ -140,6 +144,8 @@ class SQL(OffPolicyAlgorithm):
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         """Eq. (11) for the Q-network and eq. (13) for the sampler, then one Adam step of both."""
         config, batch_size, d = self.config, batch[0].shape[0], self.skill.action_dim
+        if self.alpha_schedule is not None:
+            self.set_alpha(self.alpha_schedule(self.num_timesteps))
         uniform = torch.rand(batch_size, config.value_particles, d, generator=self.rng, device=self.device) * 2 - 1
         noise = torch.randn(batch_size, config.kernel_particles, d, generator=self.rng, device=self.device)
         td_error, q_gradients, sampler_gradients = self.gradients(batch, uniform, noise)
@@ -149,6 +155,12 @@ class SQL(OffPolicyAlgorithm):
             polyak_update(self.q_target_parameters, self.q_optimizer.parameters, 1.0)
         q_loss = 0.5 * td_error.pow(2).mean()
         return {"q_loss": q_loss.item(), "td_abs": td_error.abs().mean().item()}
+
+    def set_alpha(self, alpha: float) -> None:
+        """Change the temperature (the reward scale 1 / alpha) from the next update on."""
+        self.alpha.fill_(alpha)
+        self.skill.alpha = alpha
+        self.skill.q.output_scale = self.q_target.output_scale = float(alpha)
 
     def gradients(
         self, batch: tuple[torch.Tensor, ...], uniform: torch.Tensor, noise: torch.Tensor
@@ -161,7 +173,7 @@ class SQL(OffPolicyAlgorithm):
         config, q = self.config, self.skill.q.net
         # Eq. (11): squared soft Bellman error against the target network; its gradient in Q is -td / B.
         q_pred, record = q.forward_recorded(actions, context=obs)
-        target = soft_bellman_target(self.q_target, rewards, next_obs, terminals, uniform, config.alpha, config.gamma)
+        target = soft_bellman_target(self.q_target, rewards, next_obs, terminals, uniform, self.alpha, config.gamma)
         td_error = target - q_pred[0, :, 0]
         q_gradients = q.parameter_gradients(record, -td_error / obs.shape[0])
         # Eq. (13): SVGD direction at the sampler's particles, pushed through the network.

@@ -18,13 +18,14 @@ import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
 from skillbank.config import Config, require, unknown_keys
+from skillbank.ddpg import DDPG
 from skillbank.envs import make_env
 from skillbank.errors import ConfigError, NotFoundError, SkillbankError
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.sac import SAC
 from skillbank.sql import SQL
 
-ALGORITHMS: dict[str, type[OffPolicyAlgorithm]] = {"sql": SQL, "sac": SAC}
+ALGORITHMS: dict[str, type[OffPolicyAlgorithm]] = {"sql": SQL, "sac": SAC, "ddpg": DDPG}
 SECTIONS = ("description", "env", "train", "eval", "experiment", *ALGORITHMS)
 SEARCH_DIRS = (Path("tasks"), Path(__file__).resolve().parents[1] / "tasks")
 

@@ -173,3 +173,11 @@ def test_demo_on_the_shipped_store(tmp_path, capsys):
     assert 0 <= summary["bound_violation_fraction"] <= 1 and summary["bound_max"] > summary["true_error_max"]
     assert summary["verdict"] == "trustworthy"
     assert {p.name for p in tmp_path.iterdir()} >= {"summary.json", "east_north_bounds.png", "east_north_composite.png"}
+
+
+def test_composing_a_deterministic_ddpg_skill_is_refused():
+    from skillbank import DDPG
+
+    ddpg = DDPG("skillbank/MultiGoal-v0", hidden=[8], learning_starts=10, buffer_size=100).learn(20).skill
+    with pytest.raises(SkillbankError, match="deterministic DDPG skill"):
+        compose([tiny_skill(), ddpg], "mean")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from skillbank import SAC, SQL, losses, private_ops
+from skillbank import DDPG, SAC, SQL, losses, private_ops
 from skillbank.mlp import MLP
 from skillbank.private_ops import FusedAdam, polyak_update
 
@@ -84,6 +84,22 @@ def test_sac_hand_gradients_equal_autograd_on_j_q_j_pi_and_j_alpha():
     assert algo.skill.alpha != 1.0
 
 
+def test_ddpg_hand_gradients_equal_autograd_on_its_critic_and_actor_losses():
+    algo = make(DDPG, batch_size=16)
+    q, actor = algo.skill.q, algo.skill.sampler
+    for step in range(3):
+        batch = random_batch(16, step)
+        td_error, q_gradients = algo.critic_gradients(batch)
+        q_loss, td_autograd = losses.ddpg_q_loss(q, algo.q_target, algo.actor_target, batch, algo.config.gamma)
+        torch.testing.assert_close(td_error, td_autograd.detach())
+        assert_all_close(q_gradients, autograd_of(q_loss, q.parameters()), rtol=1e-4, atol=1e-6)
+        actor_loss, actor_gradients = algo.actor_gradients(batch[0])
+        expected = losses.ddpg_actor_loss(q, actor, batch[0])
+        torch.testing.assert_close(actor_loss, expected.detach())
+        assert_all_close(actor_gradients, autograd_of(expected, actor.parameters()), rtol=1e-4, atol=1e-6)
+        algo.train_step(batch)
+
+
 @pytest.mark.parametrize("rows", [1, 5])
 def test_split_first_layer_equals_the_concatenated_input(rows):
     torch.manual_seed(0)
@@ -147,7 +163,7 @@ def test_polyak_update(tau, private, monkeypatch):
     torch.testing.assert_close(target[1], torch.full((2,), 1.0 + 4.0 * tau))
 
 
-@pytest.mark.parametrize("cls", [SQL, SAC], ids=["sql", "sac"])
+@pytest.mark.parametrize("cls", [SQL, SAC, DDPG], ids=["sql", "sac", "ddpg"])
 def test_compiled_update_equals_the_eager_update(cls):
     """``compile=True`` compiles the gradient computations; the parameters must come out the same."""
     eager, compiled = make(cls, batch_size=16), make(cls, batch_size=16, compile=True)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import skillbank.envs  # noqa: F401
-from skillbank import SAC, SQL, checkpoint
+from skillbank import DDPG, SAC, SQL, checkpoint
 from skillbank.runs import Run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,6 +22,7 @@ SMALL = dict(hidden=[16, 16], batch_size=16, learning_starts=50, buffer_size=300
 BUILD = {
     "sql": lambda: SQL("skillbank/MultiGoal-v0", kernel_particles=4, value_particles=4, seed=3, **SMALL),
     "sac": lambda: SAC("skillbank/MultiGoal-v0", seed=3, **SMALL),
+    "ddpg": lambda: DDPG("skillbank/MultiGoal-v0", seed=3, **SMALL),
 }
 
 

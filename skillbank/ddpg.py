@@ -1,0 +1,160 @@
+"""Deep Deterministic Policy Gradient (Lillicrap et al. 2015, arXiv 1509.02971), read top to bottom.
+
+The SQL paper's baseline: a critic ``Q(s, a)`` trained on the TD error against Polyak-averaged target
+critic and actor (:func:`skillbank.losses.ddpg_q_loss`), a deterministic actor ``a = tanh(mu(s))``
+trained by the deterministic policy gradient (:func:`skillbank.losses.ddpg_actor_loss`), and
+Ornstein-Uhlenbeck exploration noise (theta 0.15, sigma 0.1 as in the SQL paper's experiments),
+reset at every episode. Gradients are computed by hand, like SQL's and SAC's.
+
+Its skill is registered like any other, but it is not a maximum-entropy skill: its Q is not soft
+and its policy has no density ``exp(Q / alpha)`` (alpha is recorded as 0), so composing it is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from skillbank.config import Config, require
+from skillbank.offpolicy import OffPolicyAlgorithm
+from skillbank.private_ops import FusedAdam, polyak_update
+from skillbank.skill import Skill
+
+
+@dataclass(frozen=True)
+class DDPGConfig(Config):
+    """Hyperparameters of DDPG; the defaults are the paper's, with the SQL paper's exploration noise.
+
+    :param gamma: discount factor
+    :param hidden: hidden layer widths of the critic and of the actor
+    :param q_lr: Adam learning rate of the critic
+    :param actor_lr: Adam learning rate of the actor
+    :param tau: Polyak rate of the target critic and actor
+    :param ou_theta: mean reversion of the Ornstein-Uhlenbeck exploration noise
+    :param ou_sigma: scale of the Ornstein-Uhlenbeck noise, in the normalised action box [-1, 1]
+    :param batch_size: transitions per gradient step
+    :param buffer_size: replay buffer capacity, in transitions
+    :param learning_starts: transitions collected before the first gradient step
+    :param gradient_steps: gradient steps per environment step
+    """
+
+    gamma: float = 0.99
+    hidden: tuple[int, ...] = (400, 300)
+    q_lr: float = 1e-3
+    actor_lr: float = 1e-4
+    tau: float = 1e-3
+    ou_theta: float = 0.15
+    ou_sigma: float = 0.1
+    batch_size: int = 64
+    buffer_size: int = 1_000_000
+    learning_starts: int = 1000
+    gradient_steps: int = 1
+
+    alpha = 0.0  # not a field: DDPG has no temperature, and its skill records 0
+
+    def validate(self) -> None:
+        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        require(len(self.hidden) > 0 and min(self.hidden) > 0, f"hidden must be positive widths, got {self.hidden}")
+        require(self.q_lr > 0 and self.actor_lr > 0, "q_lr and actor_lr must be positive")
+        require(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
+        require(0 <= self.ou_theta <= 1 and self.ou_sigma >= 0, "need 0 <= ou_theta <= 1 and ou_sigma >= 0")
+        for name in ("batch_size", "buffer_size", "gradient_steps"):
+            require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        require(self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}")
+
+
+class DDPG(OffPolicyAlgorithm):
+    """DDPG with Ornstein-Uhlenbeck exploration; hyperparameters are :class:`DDPGConfig`'s fields."""
+
+    algorithm = "ddpg"
+    config_class = DDPGConfig
+
+    def __init__(
+        self,
+        env: gym.Env | str,
+        config: DDPGConfig | None = None,
+        *,
+        seed: int = 0,
+        skill: Skill | None = None,
+        compile: bool = False,
+        device: str | torch.device = "cpu",
+        **hyperparameters: Any,
+    ) -> None:
+        super().__init__(env, config, hyperparameters, seed, skill, device)
+        config = self.config
+        self.actor_target = copy.deepcopy(self.skill.sampler).requires_grad_(False)
+        self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=config.q_lr)
+        self.actor_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=config.actor_lr)
+        self.target_parameters = list(self.q_target.parameters()) + list(self.actor_target.parameters())
+        self.online_parameters = list(self.skill.q.parameters()) + list(self.skill.sampler.parameters())
+        self.noise = torch.zeros(self.skill.action_dim, device=self.device)  # the OU process's state
+        if compile:
+            self.critic_gradients = torch.compile(self.critic_gradients)
+            self.actor_gradients = torch.compile(self.actor_gradients)
+
+    def networks(self) -> dict[str, Any]:
+        hidden = list(self.config.hidden)
+        return dict(q_hidden=hidden, critics=1, q_output_scale=1.0, sampler="deterministic", sampler_hidden=hidden)
+
+    def optimizers(self) -> dict[str, FusedAdam]:
+        return {"q_optimizer": self.q_optimizer, "actor_optimizer": self.actor_optimizer}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"actor_target.{k}": v for k, v in self.actor_target.state_dict().items()}
+        return {**super().state_tensors(), **tensors, "ou_noise": self.noise}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        super().load_state_tensors(tensors)
+        self.actor_target.load_state_dict({k[13:]: v for k, v in tensors.items() if k.startswith("actor_target.")})
+        self.noise.copy_(tensors["ou_noise"])
+
+    # ----- acting: the deterministic action plus Ornstein-Uhlenbeck noise ----------------------
+    @torch.no_grad()
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """``mu(s) + x_t`` clipped to the box, with ``x_t <- x_t - theta x_t + sigma N(0, I)``."""
+        config = self.config
+        step = torch.randn(self.noise.shape, generator=self.rng, device=self.device)
+        self.noise.add_(-config.ou_theta * self.noise + config.ou_sigma * step)
+        action = torch.from_numpy(self.skill.act_normalised(obs, self.rng)).to(self.device)
+        return (action + self.noise).clamp(-1.0, 1.0).cpu().numpy()
+
+    def on_episode_end(self) -> None:
+        self.noise.zero_()
+
+    # ----- learning -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
+        """One Adam step of the critic, then one of the actor through the updated critic, then the targets."""
+        td_error, q_gradients = self.critic_gradients(batch)
+        self.q_optimizer.step(q_gradients)
+        actor_loss, actor_gradients = self.actor_gradients(batch[0])
+        self.actor_optimizer.step(actor_gradients)
+        polyak_update(self.target_parameters, self.online_parameters, self.config.tau)
+        return {"q_loss": 0.5 * td_error.pow(2).mean().item(), "actor_loss": actor_loss.item()}
+
+    def critic_gradients(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The TD errors (B,) and the gradient of :func:`~skillbank.losses.ddpg_q_loss` in the critic's
+        parameters, by hand (:class:`~skillbank.mlp.MLP`): the TD error / B at the critic's output."""
+        obs, actions, rewards, next_obs, terminals = batch
+        q = self.skill.q.net
+        next_actions = torch.tanh(self.actor_target.net(next_obs)[0])
+        y = rewards + self.config.gamma * (1 - terminals) * self.q_target(next_obs, next_actions)[0]
+        q_pred, record = q.forward_recorded(actions, context=obs)
+        td_error = q_pred[0, :, 0] - y
+        return td_error, q.parameter_gradients(record, (td_error / obs.shape[0]).reshape(1, -1, 1))
+
+    def actor_gradients(self, obs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """:func:`~skillbank.losses.ddpg_actor_loss` and its gradient in the actor's parameters, by hand:
+        ``-grad_a Q(s, a) / B`` at ``a = mu(s)``, through the tanh, into the actor."""
+        q, actor = self.skill.q.net, self.skill.sampler.net
+        out, actor_record = actor.forward_recorded(obs)
+        actions = torch.tanh(out[0])
+        q_pi, q_record = q.forward_recorded(actions, context=obs)
+        grad_actions = q.input_gradient(q_record, torch.full_like(q_pi, -1.0 / obs.shape[0]))
+        grad_out = (grad_actions * (1 - actions.pow(2))).unsqueeze(0)
+        return -q_pi.mean(), actor.parameter_gradients(actor_record, grad_out)

@@ -1,0 +1,160 @@
+"""Fine-tune a skill to a new task (SQL paper, section 6.3): keep training its Q-function and its
+sampler there, starting from exactly the pretrained functions.
+
+A downstream observation may extend the pretraining one (the arenas add the x, y position to the
+walking observation): :func:`widen` gives the first layer of every network zero-initialised
+weights for the new inputs, so the widened networks compute exactly what the pretrained ones did.
+The authors' recipe is offered as options: a fresh replay warm-up (``warmup`` transitions collected
+by the pretrained policy before the first update) and a temperature schedule that anneals alpha
+log-linearly (``anneal_alpha_to`` over ``anneal_steps``; the authors annealed the reward scale 1 to
+1000, i.e. alpha down by 1000x, over 200k steps).
+
+>>> algo = finetune(registry.load("ant-walk-sql"), "ant-umaze", steps=200_000)   # doctest: +SKIP
+>>> registry.register(algo.skill, "ant-umaze-finetuned", parents=[Parent(ref, "fine-tuned-from")])   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skillbank.composite import CompositeQ
+from skillbank.envs import make_env
+from skillbank.errors import SkillbankError
+from skillbank.networks import DeterministicPolicy, GaussianSampler, SoftQ, SVGDSampler
+from skillbank.offpolicy import OffPolicyAlgorithm, env_description
+from skillbank.registry import Registry
+from skillbank.skill import Skill, box_to_json
+from skillbank.tasks import ALGORITHMS, Task, load_task
+
+WARMUP = 10_000  # transitions the fine-tuned skill collects before its first update
+
+
+def _describe(space: dict[str, Any]) -> str:
+    low, high = np.asarray(space["low"]), np.asarray(space["high"])
+    return f"Box(shape {tuple(space['shape'])}, low {low.min():g}..{low.max():g}, high {high.min():g}..{high.max():g})"
+
+
+def extension(skill_space: dict[str, Any], task_space: dict[str, Any]) -> int:
+    """How many inputs the task's observation adds to the skill's, which must be its first coordinates
+    with the same bounds; a SkillbankError naming both spaces otherwise."""
+    old, new = skill_space["shape"], task_space["shape"]
+    n = old[0] if len(old) == 1 else -1
+    fits = len(old) == 1 and len(new) == 1 and new[0] >= n
+    fits = fits and task_space["low"][:n] == skill_space["low"] and task_space["high"][:n] == skill_space["high"]
+    if not fits:
+        raise SkillbankError(
+            f"the task's observation space {_describe(task_space)} does not extend the skill's "
+            f"{_describe(skill_space)}: fine-tuning needs the skill's coordinates first, with the same bounds, "
+            "and any new ones after them"
+        )
+    return new[0] - n
+
+
+def widen(skill: Skill, observation_space: dict[str, Any]) -> Skill:
+    """A copy of ``skill`` whose networks take ``observation_space``'s observations, computing exactly
+    the pretrained functions of the old coordinates (the new ones enter with zero weights)."""
+    extra = extension(skill.description["observation_space"], observation_space)
+    if isinstance(skill.q, CompositeQ):
+        raise SkillbankError("a composite cannot be fine-tuned as it is; fine-tune its constituents")
+    skill = copy.deepcopy(skill)
+    if extra == 0:
+        return skill
+    n = skill.q.obs_dim
+    for network in (skill.q, skill.sampler):
+        if not isinstance(network, SoftQ | SVGDSampler | GaussianSampler | DeterministicPolicy):
+            raise SkillbankError(f"cannot widen a {type(network).__name__}")
+        network.net.widen_input(n, extra)  # the observation comes first in every input; actions or noise after
+        network.obs_dim = n + extra
+    skill.description["observation_space"] = observation_space
+    return skill
+
+
+def log_linear(start: float, end: float, steps: int):
+    """``t -> start * (end / start) ** min(t / steps, 1)``."""
+    return lambda t: start * math.exp(math.log(end / start) * min(t / max(steps, 1), 1.0))
+
+
+def finetune(
+    skill: Skill,
+    task: str | Task,
+    steps: int = 100_000,
+    *,
+    seed: int = 0,
+    warmup: int = WARMUP,
+    anneal_alpha_to: float | None = None,
+    anneal_steps: int = 0,
+    compile: bool = False,
+    device: str = "cpu",
+    progress_bar: bool = False,
+) -> OffPolicyAlgorithm:
+    """Continue training ``skill`` (SQL or SAC, or DDPG) on ``task`` for ``steps`` environment steps and
+    return the algorithm: its skill records the new task, its buffer the new experience, its counters
+    the fine-tuning steps. Register it with ``Parent(ref, "fine-tuned-from")``."""
+    algo = build_finetune(finetune_spec(skill, task, steps=steps, seed=seed, warmup=warmup,
+                                        anneal_alpha_to=anneal_alpha_to, anneal_steps=anneal_steps,
+                                        compile=compile, device=device), skill)  # fmt: skip
+    return algo.learn(steps, progress_bar=progress_bar)
+
+
+def finetune_spec(
+    skill: Skill,
+    task: str | Task,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    warmup: int = WARMUP,
+    anneal_alpha_to: float | None = None,
+    anneal_steps: int = 0,
+    name: str | None = None,
+    store: str | Path | None = None,
+    compile: bool = False,
+    device: str = "cpu",
+    **run: Any,
+) -> dict[str, Any]:
+    """The job of fine-tuning ``skill`` (a registered one, for a resumable run) on ``task``, checked now."""
+    task = task if isinstance(task, Task) else load_task(task)
+    steps = task.steps if steps is None else steps
+    algorithm = skill.description.get("algorithm")
+    if algorithm not in ALGORITHMS:
+        raise SkillbankError(f"a {algorithm} skill cannot be fine-tuned; fine-tune an SQL, SAC or DDPG skill")
+    env = task.make_env()
+    extension(skill.description["observation_space"], box_to_json(env.observation_space))
+    if skill.description["action_space"] != box_to_json(env.action_space):
+        raise SkillbankError(f"the task's action space {env.action_space} is not the skill's; cannot fine-tune")
+    if anneal_alpha_to is not None and (anneal_alpha_to <= 0 or algorithm != "sql"):
+        raise SkillbankError("--anneal-alpha-to takes a positive temperature, for SQL skills")
+    hyperparameters = dict(skill.description.get("hyperparameters", {}))
+    hyperparameters.pop("seed", None)
+    hyperparameters["learning_starts"] = warmup
+    return {
+        "kind": "finetune", "pretrained": getattr(skill, "ref", None), "task": str(task.path.resolve()),
+        "task_name": task.name, "algo": algorithm, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
+        "config": ALGORITHMS[algorithm].config_class.from_dict(hyperparameters).to_dict(), "steps": steps,
+        "seed": seed, "name": name or f"{task.name}-finetuned", "store": None if store is None else str(store),
+        "warmup": warmup, "anneal_alpha_to": anneal_alpha_to, "anneal_steps": anneal_steps, "compile": compile,
+        "device": device, **run,
+    }  # fmt: skip
+
+
+def build_finetune(spec: dict[str, Any], skill: Skill | None = None) -> OffPolicyAlgorithm:
+    """The algorithm of a fine-tuning job: the pretrained skill (loaded from the job's store unless
+    given), widened to the task's observation, in the task's environment with a fresh buffer."""
+    if skill is None:
+        skill = Registry(spec["store"]).load(spec["pretrained"])
+    env = make_env(spec["env_id"], spec["env_kwargs"])
+    skill = widen(skill, box_to_json(env.observation_space))
+    skill.description["task"] = {"name": spec["task_name"], **env_description(env), "env_id": spec["env_id"],
+                                 "env_kwargs": spec["env_kwargs"]}  # fmt: skip
+    skill.description.pop("metrics", None)
+    skill.description["pretraining"] = skill.description.pop("training", None)
+    cls = ALGORITHMS[spec["algo"]]
+    algo = cls(env, cls.config_class.from_dict(spec["config"]), seed=spec["seed"], skill=skill,
+               compile=spec["compile"], device=spec["device"])  # fmt: skip
+    if spec.get("anneal_alpha_to") is not None:
+        algo.alpha_schedule = log_linear(algo.config.alpha, spec["anneal_alpha_to"], spec["anneal_steps"])
+    return algo

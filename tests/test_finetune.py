@@ -1,0 +1,70 @@
+"""Fine-tuning: widened networks compute exactly the pretrained functions, an observation that does not
+extend is refused, and a fine-tuned skill records its new task, its experience and its lineage."""
+
+import numpy as np
+import pytest
+import torch
+
+from skillbank import DDPG, SAC, SQL, Registry, SkillbankError
+from skillbank.cli import main
+from skillbank.finetune import finetune, widen
+from skillbank.skill import box_to_json
+from skillbank.tasks import load_task
+from tests.conftest import tiny_skill
+
+TINY = dict(hidden=[16, 16], learning_starts=20, buffer_size=1000, batch_size=16)
+
+
+def walker(cls):
+    extra = dict(kernel_particles=4, value_particles=4) if cls is SQL else {}
+    return cls("skillbank/AntWalk-v0", seed=1, **TINY, **extra).learn(60)
+
+
+@pytest.mark.parametrize("cls", [SQL, SAC, DDPG], ids=["sql", "sac", "ddpg"])
+def test_widened_networks_compute_exactly_the_pretrained_functions(cls):
+    skill = walker(cls).skill
+    arena = load_task("ant-hallway-wide").make_env()
+    wide = widen(skill, box_to_json(arena.observation_space))
+    assert wide.q.obs_dim == 29 and wide.description["observation_space"]["shape"] == [29]
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(6, 27, generator=g)
+    position = 10 * torch.randn(6, 2, generator=g)  # whatever the new inputs are
+    actions = torch.rand(6, 5, 8, generator=g) * 2 - 1
+    noise = torch.randn(6, 5, 8, generator=g)
+    with torch.no_grad():
+        assert torch.equal(skill.q(obs, actions), wide.q(torch.cat([obs, position], -1), actions))
+        assert torch.equal(skill.sampler(obs, noise), wide.sampler(torch.cat([obs, position], -1), noise))
+    assert all(torch.equal(a, b) for a, b in zip(skill.q.net.weights[1:], wide.q.net.weights[1:]))
+
+
+def test_an_observation_that_does_not_extend_is_refused_naming_both_spaces():
+    with pytest.raises(SkillbankError, match=r"Box\(shape \(29,\).*does not extend the skill's Box\(shape \(2,\)"):
+        finetune(tiny_skill(), "ant-hallway-wide", steps=10)
+
+
+def test_finetune_records_the_new_task_its_experience_and_its_steps():
+    pretrained = walker(SQL).skill
+    algo = finetune(pretrained, "ant-umaze", steps=150, warmup=50, anneal_alpha_to=0.01, anneal_steps=100)
+    task = algo.skill.description["task"]
+    assert task["name"] == "ant-umaze" and task["env_id"] == "skillbank/AntUMaze-v0"
+    assert algo.num_timesteps == 150 and len(algo.buffer) == 150 and algo.num_updates == 101
+    assert algo.skill.description["training"]["steps"] == 150
+    assert algo.skill.description["pretraining"]["steps"] == 60
+    assert algo.skill.alpha == pytest.approx(0.01)  # annealed log-linearly from 1 to 0.01 over 100 steps
+    assert algo.buffer.observations.shape[1] == 29
+
+
+def test_finetune_command_registers_with_lineage(tmp_path, capsys):
+    store = tmp_path / "store"
+    registry = Registry(store)
+    ref = registry.register(walker(SQL).skill, "walker")
+    args = ["finetune", "walker", "--task", "ant-hallway-narrow", "--steps", "120", "--warmup", "40", "--seed", "2",
+            "--name", "narrow-ft", "--store", str(store), "--no-progress", "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 0
+    info = registry.info("narrow-ft")
+    assert info["task"] == "ant-hallway-narrow" and info["metadata"]["training"]["steps"] == 120
+    assert [(p["ref"], p["relation"]) for p in info["parents"]] == [(ref, "fine-tuned-from")]
+    assert (tmp_path / "run" / "metrics.csv").is_file()
+    assert main(args) == 0  # run again: the finished job is not trained or registered twice
+    assert [v["version"] for v in registry.versions("narrow-ft")] == [1]
+    assert np.isfinite(info["metadata"]["metrics"]["mean_return"])
