@@ -58,8 +58,8 @@ def test_finetune_command_registers_with_lineage(tmp_path, capsys):
     store = tmp_path / "store"
     registry = Registry(store)
     ref = registry.register(walker(SQL).skill, "walker")
-    args = ["finetune", "walker", "--task", "ant-hallway-narrow", "--steps", "120", "--warmup", "40", "--seed", "2",
-            "--name", "narrow-ft", "--store", str(store), "--no-progress", "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    args = ["finetune", "walker", "--task", "ant-hallway-narrow", "--steps", "120", "--warmup", "40", "--seed", "2"]
+    args += ["--name", "narrow-ft", "--store", str(store), "--no-progress", "--run-dir", str(tmp_path / "run")]
     assert main(args) == 0
     info = registry.info("narrow-ft")
     assert info["task"] == "ant-hallway-narrow" and info["metadata"]["training"]["steps"] == 120
