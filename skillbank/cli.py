@@ -104,6 +104,34 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return _execute(Run(args.run_dir or new_run_dir(spec), spec), args)
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from skillbank.experiment import grid, run_grid, summarise
+
+    out = args.out
+    jobs = grid(args.pretrained, _registry(args), args.tasks, args.methods, args.seeds, args.steps, out,
+                eval_every=args.eval_every, eval_episodes=args.eval_episodes)  # fmt: skip
+    try:
+        outcomes = run_grid(jobs, args.workers, say=lambda line: print(line, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted; every run keeps its last checkpoint: run the same command again to resume", file=sys.stderr
+        )
+        return 130
+    summary = summarise(jobs, out)
+    if args.json:
+        _print_json(summary)
+    else:
+        for task, entry in summary["tasks"].items():
+            print(f"{task}: threshold {entry['threshold']:g}, {entry['seeds']} seeds, {entry['budget_steps']} steps")
+            for method, m in entry["methods"].items():
+                reached = "never" if m["steps_to_threshold"] is None else f"{m['steps_to_threshold']:.0f} steps"
+                success = "" if m["final_success_rate"] is None else f", success {m['final_success_rate']:.2f}"
+                print(f"  {method:14} threshold reached: {reached:>14}; final return {m['final_return']:.1f}{success}")
+        print(f"wrote {out / 'summary.json'} and the figures finetune_<task>.png")
+    unfinished = [o for o in outcomes if o["status"] != "finished"]
+    return 130 if unfinished else 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from skillbank.evaluate import evaluate
 
@@ -123,13 +151,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from skillbank.bounds import composite_report
-    from skillbank.evaluate import rollouts
-    from skillbank.plot import plot_bound_maps, plot_multigoal
+    from skillbank.evaluate import make_skill_env, rollouts
+    from skillbank.plot import plot_arena, plot_bound_maps, plot_multigoal
 
     skill = _registry(args).load(args.ref)
     out = args.out or Path(skill.ref.replace("@", "-v") + ".png")
+    arena = "x_position" in make_skill_env(skill).reset(seed=0)[1]  # a task that reports where the body is
     try:
-        plot_multigoal(skill, out, episodes=args.episodes, seed=args.seed)
+        (plot_arena if arena else plot_multigoal)(skill, out, episodes=args.episodes, seed=args.seed)
     except ValueError as error:
         raise SkillbankError(f"cannot plot {skill.ref}: {error}") from error
     print(f"wrote {out}")
@@ -137,6 +166,21 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if report is not None:
         paths = rollouts(skill, args.episodes, seed=args.seed)
         print(f"wrote {plot_bound_maps(report, out.with_name(out.stem + '-bounds.png'), skill.ref, paths)}")
+    return 0
+
+
+def cmd_curves(args: argparse.Namespace) -> int:
+    from skillbank.plot import plot_curves
+    from skillbank.runs import Run
+
+    methods: dict[str, list] = {}
+    for path in args.run_dirs:
+        run = Run(path)
+        method = run.spec.get("method") or f"{run.spec['kind']} {run.spec['algo']}"
+        methods.setdefault(method, []).append(run.metrics())
+    if not any(rows for runs in methods.values() for rows in runs):
+        raise SkillbankError("the run directories hold no metrics yet")
+    print(f"wrote {plot_curves(methods, args.out, args.metric, title=args.title or '')}")
     return 0
 
 
@@ -427,6 +471,34 @@ def _training_commands(add: Add) -> None:
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
     _run_options(p)
 
+    from skillbank.experiment import EVAL_EPISODES, EVAL_EVERY, METHODS
+
+    p = add("experiment", "fine-tuned against from scratch: a grid of tasks x methods x seeds on a process pool, "
+            "resumable; writes OUT/summary.json and a learning-curve figure per task", cmd_experiment)  # fmt: skip
+    p.add_argument("kind", choices=["finetune"], help="the experiment (finetune: the SQL paper's section 6.3)")
+    p.add_argument("--pretrained", required=True, help="the skill to fine-tune (method finetune), e.g. ant-walk-sql")
+    p.add_argument("--tasks", nargs="+", required=True, help="tasks with an [experiment] threshold, e.g. ant-umaze")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods (default: all)")
+    p.add_argument("--seeds", type=_at_least_one, default=3, help="seeds per task and method (default 3)")
+    p.add_argument("--steps", type=_at_least_one, required=True, help="environment steps of every run")
+    p.add_argument("--workers", type=_at_least_one, default=1, help="parallel runs, one torch thread each (default 1)")
+    p.add_argument("--out", type=Path, required=True, help="folder for runs/, store/, summary.json and figures")
+    p.add_argument("--eval-every", type=_at_least_one, default=EVAL_EVERY,
+                   help=f"evaluate every N steps (default {EVAL_EVERY})")  # fmt: skip
+    p.add_argument("--eval-episodes", type=_at_least_one, default=EVAL_EPISODES,
+                   help=f"rollouts per evaluation (default {EVAL_EPISODES})")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = add("curves", "draw learning curves of run directories: the mean and spread over seeds per method", cmd_curves)
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories (with metrics.csv)")
+    p.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    p.add_argument(
+        "--metric",
+        default="episode_return",
+        help="column of metrics.csv to draw (default episode_return; eval_return where evaluated)",
+    )
+    p.add_argument("--title", help="figure title")
+
     p = add("eval", "roll a skill out and count where its rollouts end", cmd_eval)
     p.add_argument("ref", help="skill reference")
     p.add_argument("--episodes", type=_positive, default=100, help="number of rollouts (default 100)")
@@ -434,7 +506,8 @@ def _training_commands(add: Add) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON object")
 
     p = add("plot", "plot rollouts and Q contours with sampled actions (SQL paper, Fig. 3); for composites "
-            "also maps of the true error beside its bounds (NAME-vN-bounds.png)", cmd_plot)  # fmt: skip
+            "also maps of the true error beside its bounds (NAME-vN-bounds.png); on an Ant task, the rollouts "
+            "from above over the arena's walls", cmd_plot)  # fmt: skip
     p.add_argument("ref", help="skill reference")
     p.add_argument("--out", type=Path, help="PNG file to write (default: NAME-vN.png)")
     p.add_argument("--episodes", type=_positive, default=50, help="rollouts to draw (default 50)")

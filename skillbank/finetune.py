@@ -112,11 +112,13 @@ def finetune_spec(
     anneal_steps: int = 0,
     name: str | None = None,
     store: str | Path | None = None,
+    pretrained_store: str | Path | None = None,
     compile: bool = False,
     device: str = "cpu",
     **run: Any,
 ) -> dict[str, Any]:
-    """The job of fine-tuning ``skill`` (a registered one, for a resumable run) on ``task``, checked now."""
+    """The job of fine-tuning ``skill`` (a registered one, for a resumable run) on ``task``, checked now.
+    The result is registered in ``store``, which must also hold the pretrained skill (its lineage)."""
     task = task if isinstance(task, Task) else load_task(task)
     steps = task.steps if steps is None else steps
     algorithm = skill.description.get("algorithm")
@@ -136,6 +138,7 @@ def finetune_spec(
         "task_name": task.name, "algo": algorithm, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
         "config": ALGORITHMS[algorithm].config_class.from_dict(hyperparameters).to_dict(), "steps": steps,
         "seed": seed, "name": name or f"{task.name}-finetuned", "store": None if store is None else str(store),
+        "pretrained_store": str(pretrained_store or store),
         "warmup": warmup, "anneal_alpha_to": anneal_alpha_to, "anneal_steps": anneal_steps, "compile": compile,
         "device": device, **run,
     }  # fmt: skip
@@ -145,7 +148,7 @@ def build_finetune(spec: dict[str, Any], skill: Skill | None = None) -> OffPolic
     """The algorithm of a fine-tuning job: the pretrained skill (loaded from the job's store unless
     given), widened to the task's observation, in the task's environment with a fresh buffer."""
     if skill is None:
-        skill = Registry(spec["store"]).load(spec["pretrained"])
+        skill = Registry(spec["pretrained_store"]).load(spec["pretrained"])
     env = make_env(spec["env_id"], spec["env_kwargs"])
     skill = widen(skill, box_to_json(env.observation_space))
     skill.description["task"] = {"name": spec["task_name"], **env_description(env), "env_id": spec["env_id"],

@@ -138,3 +138,60 @@ def plot_bound_maps(report, out: str | Path, title: str = "", paths=None, oracle
     fig.colorbar(shown, ax=list(axes), shrink=0.8, label="reward units, E over π_Σ")
     fig.suptitle(f"{title} ({'exact' if oracle else 'learned'} constituents)")
     return save_figure(fig, out, tight=False)
+
+
+def draw_arena(ax: plt.Axes, env, paths=None, color: str = "tab:blue", label: str | None = None) -> None:
+    """An Ant arena from above: its walls, its goal, and the torso's path of each rollout."""
+    from matplotlib.patches import Circle, Rectangle
+
+    base = env.unwrapped
+    for x0, x1, y0, y1 in getattr(base, "walls", ()):
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, color="0.45"))
+    goal = getattr(base, "goal", None)
+    if goal is not None:
+        ax.add_patch(Circle(goal, base.success_radius, color="tab:red", alpha=0.3))
+        ax.plot(*goal, "r*", ms=10)
+    for i, path in enumerate(paths or []):
+        ax.plot(path.positions[:, 0], path.positions[:, 1], color=color, lw=0.8, alpha=0.6,
+                label=label if i == 0 else None)  # fmt: skip
+        ax.plot(*path.positions[-1], "o", color=color, ms=2.5)
+    ax.plot(0, 0, "k^", ms=7)
+    ax.set(aspect="equal", xlabel="x (m)", ylabel="y (m)")
+    ax.autoscale()
+
+
+def plot_arena(skill: Skill, out: str | Path, episodes: int = 20, seed: int = 0) -> Path:
+    """Rollouts of a skill on an Ant task, drawn from above over the arena's walls (start: the triangle)."""
+    env = make_skill_env(skill)
+    paths = rollouts(skill, episodes, seed, env)
+    if paths[0].positions is None:
+        raise ValueError("plot_arena needs a task whose steps report x_position and y_position (the Ant tasks)")
+    fig, ax = plt.subplots(figsize=(6.5, 6.5))
+    draw_arena(ax, env, paths)
+    name = getattr(skill, "ref", None) or skill.description["algorithm"]
+    ax.set_title(f"{episodes} rollouts of {name} on {skill.description['task'].get('name')}")
+    return save_figure(fig, out)
+
+
+def plot_curves(runs: dict[str, list[list[dict[str, float]]]], out: str | Path, metric: str, title: str = "",
+                threshold: float | None = None) -> Path:  # fmt: skip
+    """Learning curves: for each method, the mean of ``metric`` over its runs (seeds) against environment
+    steps, with the band from the lowest to the highest run; ``runs`` maps a method to each run's rows."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, curves in sorted(runs.items()):
+        curves = [[(r["step"], r[metric]) for r in rows if metric in r] for rows in curves]
+        curves = [np.array(c) for c in curves if c]
+        if not curves:
+            continue
+        steps = np.unique(np.concatenate([c[:, 0] for c in curves]))
+        steps = steps[steps <= min(c[-1, 0] for c in curves)]  # where every run has got to
+        values = np.stack([np.interp(steps, c[:, 0], c[:, 1]) for c in curves])
+        (line,) = ax.plot(steps, values.mean(0), label=f"{method} ({len(curves)} run{'s' * (len(curves) > 1)})")
+        if len(curves) > 1:
+            ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:g}")
+    ax.set(xlabel="environment steps", ylabel=metric.replace("_", " "), title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, out)

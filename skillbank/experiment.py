@@ -1,0 +1,155 @@
+"""``skillbank experiment finetune``: fine-tuned against from scratch, on a grid of tasks, methods and seeds.
+
+Every cell of the grid is an independent job (:mod:`skillbank.jobs`) in its own resumable run
+directory under ``OUT/runs/``, trained on a local process pool with one torch thread per worker and
+evaluated every ``eval_every`` steps. Its skill is registered in the experiment's own store
+``OUT/store`` (which first receives a copy of the pretrained skill, for the lineage). Running the same
+command again resumes unfinished runs and skips finished ones. ``OUT/summary.json`` then holds, per
+task, the threshold from the task file and, per method, the median environment steps to reach it,
+the final return and success rate, and the wall time; ``OUT/finetune_<task>.png`` the learning curves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skillbank.errors import SkillbankError
+from skillbank.finetune import finetune_spec
+from skillbank.jobs import execute, train_spec
+from skillbank.plot import plot_curves
+from skillbank.registry import Registry
+from skillbank.runs import Run
+from skillbank.tasks import load_task
+
+METHODS = ("finetune", "sql-scratch", "sac-scratch", "ddpg-scratch")
+EVAL_EVERY = 10_000
+EVAL_EPISODES = 10
+
+
+def copy_pretrained(source: Registry, ref: str, target: Registry) -> str:
+    """The pretrained skill's reference in ``target``, copying it (and its ancestors) there once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "pretrained.tar.gz"
+        resolved = str(source.resolve(ref))
+        source.export(resolved, archive)
+        return target.import_(archive)[resolved]
+
+
+def grid(
+    pretrained: str, source: Registry, tasks: list[str], methods: list[str], seeds: int, steps: int, out: Path,
+    eval_every: int = EVAL_EVERY, eval_episodes: int = EVAL_EPISODES, checkpoint_every: int | None = None,
+) -> list[tuple[Path, dict[str, Any]]]:  # fmt: skip
+    """The grid's run directories and job specs, checked before anything is trained."""
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise SkillbankError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if seeds < 1 or steps < 1:
+        raise SkillbankError("--seeds and --steps must be at least 1")
+    store = Registry(out / "store")
+    ref = copy_pretrained(source, pretrained, store) if "finetune" in methods else None
+    skill = store.load(ref) if ref else None
+    common = dict(checkpoint_every=checkpoint_every or eval_every, eval_every=eval_every, eval_episodes=eval_episodes)
+    jobs = []
+    for task_name in tasks:
+        task = load_task(task_name)
+        if task.experiment.threshold is None:
+            raise SkillbankError(f"{task.path} has no [experiment] threshold; set one before running the experiment")
+        for method in methods:
+            for seed in range(seeds):
+                name = f"{task.name}-{method}-s{seed}"
+                if method == "finetune":
+                    spec = finetune_spec(skill, task, steps=steps, seed=seed, name=name, store=store.path.resolve(),
+                                         keep_replay=False, **common)  # fmt: skip
+                else:
+                    spec = train_spec(str(task.path), algo=method.split("-")[0], steps=steps, seed=seed, name=name,
+                                      store=store.path, **common)  # fmt: skip
+                spec.update(method=method, threshold=task.experiment.threshold)
+                jobs.append((out / "runs" / name, spec))
+    return jobs
+
+
+def _work(run_dir: str) -> dict[str, Any]:
+    return execute(Run(run_dir), threads=1)
+
+
+def run_grid(jobs: list[tuple[Path, dict[str, Any]]], workers: int, say=print) -> list[dict[str, Any]]:
+    """Train every job not yet finished on ``workers`` processes; the outcomes, in the jobs' order."""
+    runs = [Run(path, spec) for path, spec in jobs]  # refuses a directory that holds another run
+    outcomes: dict[str, dict[str, Any]] = {}
+    todo = []
+    for run in runs:
+        if (run.path / "registered.json").is_file():
+            outcomes[str(run.path)] = json.loads((run.path / "registered.json").read_text())
+        else:
+            todo.append(run)
+    say(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; training {len(todo)} on {workers} worker(s)")
+    if todo:
+        # Fresh interpreters ("spawn"), not forks of a process whose torch has started threads.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_work, str(run.path)): run for run in todo}
+            for future in as_completed(futures):
+                outcome = future.result()
+                outcomes[str(futures[future].path)] = outcome
+                say(f"  {futures[future].path.name}: {outcome['status']} after {outcome['steps']} steps")
+    return [outcomes[str(run.path)] for run in runs]
+
+
+def steps_to_threshold(rows: list[dict[str, float]], threshold: float) -> float:
+    """The environment steps at the first evaluation at or above ``threshold`` (infinite if none)."""
+    return next((row["step"] for row in rows if row.get("eval_return", -math.inf) >= threshold), math.inf)
+
+
+def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, Any]:
+    """``OUT/summary.json`` and one learning-curve figure per task, from the runs' metrics."""
+    tasks: dict[str, Any] = {}
+    curves: dict[str, dict[str, list]] = {}
+    for path, spec in jobs:
+        run = Run(path)
+        rows = [row for row in run.metrics() if "eval_return" in row]
+        task = tasks.setdefault(spec["task_name"], {"threshold": spec["threshold"], "seeds": 0,
+                                                     "budget_steps": spec["steps"], "methods": {}})  # fmt: skip
+        per_seed = task["methods"].setdefault(spec["method"], {"seeds": []})["seeds"]
+        final = rows[-1] if rows else {}
+        outcome = json.loads((path / "registered.json").read_text()) if (path / "registered.json").is_file() else {}
+        per_seed.append({
+            "seed": spec["seed"], "steps_to_threshold": steps_to_threshold(rows, spec["threshold"]),
+            "final_return": final.get("eval_return"), "final_success_rate": final.get("eval_success_rate"),
+            "wall_time_s": outcome.get("wall_time_s"), "steps": int(final.get("step", 0)), "ref": outcome.get("ref"),
+        })  # fmt: skip
+        curves.setdefault(spec["task_name"], {}).setdefault(spec["method"], []).append(rows)
+    for name, task in tasks.items():
+        for entry in task["methods"].values():
+            seeds = entry.pop("seeds")
+            task["seeds"] = max(task["seeds"], len(seeds))
+            median = float(np.median([s["steps_to_threshold"] for s in seeds]))
+            entry.update(
+                steps_to_threshold=None if math.isinf(median) else median,
+                final_return=_mean(s["final_return"] for s in seeds),
+                final_success_rate=_mean(s["final_success_rate"] for s in seeds),
+                wall_time_s=_mean(s["wall_time_s"] for s in seeds),
+                per_seed=[
+                    {
+                        **s,
+                        "steps_to_threshold": None if math.isinf(s["steps_to_threshold"]) else s["steps_to_threshold"],
+                    }
+                    for s in seeds
+                ],  # fmt: skip
+            )
+        plot_curves(curves[name], out / f"finetune_{name}.png", "eval_return", title=f"{name}: evaluation return",
+                    threshold=task["threshold"])  # fmt: skip
+    summary = {"tasks": tasks}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    return summary
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None

@@ -1,0 +1,93 @@
+"""``skillbank experiment finetune`` at a tiny budget: killed half-way and run again, it completes without
+repeating finished runs, and its summary.json follows the schema."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from skillbank import SQL, Registry
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = "hidden = [16, 16]\nbatch_size = 16\nlearning_starts = 50\nbuffer_size = 2000\n"
+TASK = f"""description = "corner-north with a threshold, for the experiment test"
+[env]
+id = "skillbank/MultiGoal-v0"
+kwargs = {{ goals = [[5, 5], [5, -5], [-5, 5], [-5, -5]], goal_weights = [1, 0, 1, 0] }}
+[train]
+steps = 400
+[eval]
+episodes = 3
+[experiment]
+threshold = -150
+[sql]
+alpha = 10.0
+kernel_particles = 4
+value_particles = 4
+{SMALL}[sac]
+{SMALL}[ddpg]
+{SMALL}"""
+
+
+@pytest.fixture
+def setup(tmp_path):
+    store = tmp_path / "store"
+    east = SQL("skillbank/MultiGoal-v0", alpha=10.0, hidden=[16, 16], kernel_particles=4, value_particles=4,
+               learning_starts=50, buffer_size=2000)  # fmt: skip
+    east.skill.description["task"]["name"] = "corner-east"
+    Registry(store).register(east.learn(200).skill, "east")
+    (tmp_path / "tiny-north.toml").write_text(TASK)
+    command = [sys.executable, "-m", "skillbank.cli", "experiment", "finetune", "--pretrained", "east", "--tasks"]
+    command += [str(tmp_path / "tiny-north.toml"), "--seeds", "2", "--steps", "400", "--workers", "2"]
+    command += ["--out", str(tmp_path / "out"), "--eval-every", "100", "--eval-episodes", "3", "--store", str(store)]
+    return tmp_path / "out", command
+
+
+def test_a_killed_experiment_resumes_without_repeating_finished_runs(setup):
+    out, command = setup
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while not list(out.glob("runs/*/registered.json")):
+        assert child.poll() is None and time.time() < deadline, "the experiment ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    finished = {p.parent: (p.read_text(), (p.parent / "metrics.csv").stat().st_mtime_ns)
+                for p in out.glob("runs/*/registered.json")}  # fmt: skip
+    assert 0 < len(finished) < 8
+
+    result = subprocess.run([*command, "--json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(finished)} of 8 runs already finished" in result.stderr
+    for run, (registered, mtime) in finished.items():  # untouched: not trained again, not registered again
+        assert (run / "registered.json").read_text() == registered
+        assert (run / "metrics.csv").stat().st_mtime_ns == mtime
+    store = Registry(out / "store")
+    assert sorted(r["name"] for r in store.list()) == sorted(
+        ["east"]
+        + [
+            f"tiny-north-{m}-s{s}" for m in ("finetune", "sql-scratch", "sac-scratch", "ddpg-scratch") for s in (0, 1)
+        ]  # fmt: skip
+    )
+    assert all(r["versions"] == 1 for r in store.list())
+    lineage = store.info("tiny-north-finetune-s0")["parents"]
+    assert [(p["ref"], p["relation"]) for p in lineage] == [("east@1", "fine-tuned-from")]
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert json.loads(result.stdout) == summary
+    task = summary["tasks"]["tiny-north"]
+    assert (task["threshold"], task["seeds"], task["budget_steps"]) == (-150, 2, 400)
+    assert set(task["methods"]) == {"finetune", "sql-scratch", "sac-scratch", "ddpg-scratch"}
+    for method in task["methods"].values():
+        assert set(method) >= {"steps_to_threshold", "final_return", "final_success_rate", "wall_time_s"}
+        assert method["steps_to_threshold"] is None or 100 <= method["steps_to_threshold"] <= 400
+        assert isinstance(method["final_return"], float) and method["wall_time_s"] > 0
+        assert [s["steps"] for s in method["per_seed"]] == [400, 400]
+    assert (out / "finetune_tiny-north.png").stat().st_size > 10_000
