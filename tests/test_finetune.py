@@ -68,3 +68,13 @@ def test_finetune_command_registers_with_lineage(tmp_path, capsys):
     assert main(args) == 0  # run again: the finished job is not trained or registered twice
     assert [v["version"] for v in registry.versions("narrow-ft")] == [1]
     assert np.isfinite(info["metadata"]["metrics"]["mean_return"])
+
+
+def test_plot_draws_an_ant_skill_over_its_arena(tmp_path):
+    store = tmp_path / "store"
+    registry = Registry(store)
+    algo = finetune(walker(SAC).skill, "ant-umaze", steps=30, warmup=30)
+    registry.register(algo.skill, "umaze-tiny")
+    out = tmp_path / "arena.png"
+    assert main(["plot", "umaze-tiny", "--out", str(out), "--episodes", "2", "--store", str(store)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000

@@ -116,3 +116,21 @@ def test_a_run_directory_refuses_another_run(tmp_path):
     Run(tmp_path, {"task": "a"})
     with pytest.raises(Exception, match="holds another run"):
         Run(tmp_path, {"task": "b"})
+
+
+def test_ctrl_c_writes_a_checkpoint_and_prints_how_to_resume(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "skillbank.cli", "train", "multigoal", "--steps", "100000", "--no-progress"]
+    command += ["--store", str(tmp_path / "store"), "--run-dir", str(run), "--checkpoint-every", "100000"]
+    child = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.csv").exists() or not (run / "metrics.csv").read_text().count("\n") > 1:
+        assert child.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130, stderr
+    assert f"resume with: skillbank train --resume {run}" in stderr
+    found = checkpoint.latest(run)
+    assert found is not None and 1000 <= found.step < 100_000
+    assert not (run / "finished.json").exists()
