@@ -108,3 +108,18 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready values: what a skill's ``hyperparameters`` record holds."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def require_off_policy(config: Config) -> None:
+    """The checks every off-policy configuration shares: discount, widths, rates, batch and buffer sizes."""
+    require(0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma}")
+    require(len(config.hidden) > 0 and min(config.hidden) > 0, f"hidden must be positive widths, got {config.hidden}")
+    fields = set(config.names())
+    for name in ("alpha", "q_lr", "sampler_lr", "policy_lr", "alpha_lr", "actor_lr"):
+        if name in fields:
+            require(getattr(config, name) > 0, f"{name} must be positive, got {getattr(config, name)}")
+    if "tau" in fields:
+        require(0 < config.tau <= 1, f"tau must be in (0, 1], got {config.tau}")
+    for name in ("batch_size", "buffer_size", "gradient_steps"):
+        require(getattr(config, name) >= 1, f"{name} must be at least 1, got {getattr(config, name)}")
+    require(config.learning_starts >= 0, f"learning_starts must be >= 0, got {config.learning_starts}")

@@ -16,14 +16,12 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-from skillbank.config import Config, require
+from skillbank.config import Config, require, require_off_policy
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.private_ops import FusedAdam, polyak_update
-from skillbank.skill import Skill
 
 
 @dataclass(frozen=True)
@@ -58,14 +56,8 @@ class DDPGConfig(Config):
     alpha = 0.0  # not a field: DDPG has no temperature, and its skill records 0
 
     def validate(self) -> None:
-        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
-        require(len(self.hidden) > 0 and min(self.hidden) > 0, f"hidden must be positive widths, got {self.hidden}")
-        require(self.q_lr > 0 and self.actor_lr > 0, "q_lr and actor_lr must be positive")
-        require(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
+        require_off_policy(self)
         require(0 <= self.ou_theta <= 1 and self.ou_sigma >= 0, "need 0 <= ou_theta <= 1 and ou_sigma >= 0")
-        for name in ("batch_size", "buffer_size", "gradient_steps"):
-            require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
-        require(self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}")
 
 
 class DDPG(OffPolicyAlgorithm):
@@ -74,18 +66,7 @@ class DDPG(OffPolicyAlgorithm):
     algorithm = "ddpg"
     config_class = DDPGConfig
 
-    def __init__(
-        self,
-        env: gym.Env | str,
-        config: DDPGConfig | None = None,
-        *,
-        seed: int = 0,
-        skill: Skill | None = None,
-        compile: bool = False,
-        device: str | torch.device = "cpu",
-        **hyperparameters: Any,
-    ) -> None:
-        super().__init__(env, config, hyperparameters, seed, skill, device)
+    def setup(self, compile: bool) -> None:
         config = self.config
         self.actor_target = copy.deepcopy(self.skill.sampler).requires_grad_(False)
         self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=config.q_lr)

@@ -36,11 +36,13 @@ def env_description(env: gym.Env) -> dict[str, Any]:
 class OffPolicyAlgorithm:
     """Base of :class:`~skillbank.sql.SQL` and :class:`~skillbank.sac.SAC` (not used directly).
 
-    ``OffPolicyAlgorithm(env, config, seed=..., skill=..., **hyperparameters)``: ``env`` is an
-    environment or a registered id; the hyperparameters are ``config`` (the algorithm's
-    :attr:`config_class`, defaults where omitted) with the keyword arguments, which name its fields,
-    overriding it. ``skill`` continues training an existing skill; otherwise one is built from
-    :meth:`networks`, initialised from ``seed``.
+    ``Algorithm(env, config, seed=..., skill=..., compile=..., device=..., **hyperparameters)``:
+    ``env`` is an environment or a registered id; the hyperparameters are ``config`` (the
+    algorithm's :attr:`config_class`, defaults where omitted) with the keyword arguments, which name
+    its fields, overriding it. ``skill`` continues training an existing skill; otherwise one is built
+    from :meth:`networks`, initialised from ``seed``. ``compile=True`` compiles the gradient
+    computations with ``torch.compile`` (faster for long runs); ``device`` places networks, buffer
+    and random numbers (``"cuda"`` where one is present).
     """
 
     algorithm: str = ""
@@ -49,11 +51,13 @@ class OffPolicyAlgorithm:
     def __init__(
         self,
         env: gym.Env | str,
-        config: Config | None,
-        hyperparameters: dict[str, Any],
-        seed: int,
-        skill: Skill | None,
+        config: Config | None = None,
+        *,
+        seed: int = 0,
+        skill: Skill | None = None,
+        compile: bool = False,
         device: str | torch.device = "cpu",
+        **hyperparameters: Any,
     ) -> None:
         self.env = make_env(env)
         given = config.to_dict() if config is not None else {}
@@ -81,6 +85,11 @@ class OffPolicyAlgorithm:
         self._episode_return = 0.0
         skill.description.setdefault("task", {}).update(env_description(self.env))
         skill.description["hyperparameters"] = self.config.to_dict()
+        self.setup(compile)
+
+    def setup(self, compile: bool) -> None:
+        """Build the optimisers (and, with ``compile``, compile the gradient computations)."""
+        raise NotImplementedError
 
     def configure(self, config: Config) -> Config:
         """The configuration as used, with what depends on the environment filled in."""

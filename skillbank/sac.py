@@ -14,14 +14,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-from skillbank.config import Config, require
+from skillbank.config import Config, require_off_policy
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.private_ops import FusedAdam, polyak_update
-from skillbank.skill import Skill
 
 
 @dataclass(frozen=True)
@@ -58,38 +56,19 @@ class SACConfig(Config):
     gradient_steps: int = 1
 
     def validate(self) -> None:
-        require(self.alpha > 0, f"alpha must be positive, got {self.alpha}")
-        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
-        require(len(self.hidden) > 0 and min(self.hidden) > 0, f"hidden must be positive widths, got {self.hidden}")
-        require(min(self.q_lr, self.policy_lr, self.alpha_lr) > 0, "q_lr, policy_lr and alpha_lr must be positive")
-        require(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
-        for name in ("batch_size", "buffer_size", "gradient_steps"):
-            require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
-        require(self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}")
+        require_off_policy(self)
 
 
 class SAC(OffPolicyAlgorithm):
     """Soft Actor-Critic; hyperparameters are :class:`SACConfig`'s fields.
 
-    ``compile=True`` compiles the two gradient computations with ``torch.compile``; ``device`` places
-    networks, buffer and random numbers.
+    Constructed like every algorithm (:class:`~skillbank.offpolicy.OffPolicyAlgorithm`).
     """
 
     algorithm = "sac"
     config_class = SACConfig
 
-    def __init__(
-        self,
-        env: gym.Env | str,
-        config: SACConfig | None = None,
-        *,
-        seed: int = 0,
-        skill: Skill | None = None,
-        compile: bool = False,
-        device: str | torch.device = "cpu",
-        **hyperparameters: Any,
-    ) -> None:
-        super().__init__(env, config, hyperparameters, seed, skill, device)
+    def setup(self, compile: bool) -> None:
         config = self.config
         self.log_alpha = torch.tensor(math.log(self.skill.alpha), device=self.device)
         self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=config.q_lr)

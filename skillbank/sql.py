@@ -17,15 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import torch
 
-from skillbank.config import Config, require
+from skillbank.config import Config, require, require_off_policy
 from skillbank.losses import SQUASH_EPS, soft_bellman_target, svgd_direction
 from skillbank.networks import SVGDSampler
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.private_ops import FusedAdam, polyak_update
-from skillbank.skill import Skill
 
 
 @dataclass(frozen=True)
@@ -67,13 +65,9 @@ class SQLConfig(Config):
         return int(round(self.kernel_particles * self.kernel_update_ratio))
 
     def validate(self) -> None:
-        require(self.alpha > 0, f"alpha must be positive, got {self.alpha}")
-        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
-        require(len(self.hidden) > 0 and min(self.hidden) > 0, f"hidden must be positive widths, got {self.hidden}")
-        require(self.q_lr > 0 and self.sampler_lr > 0, "q_lr and sampler_lr must be positive")
-        for name in ("batch_size", "value_particles", "target_update_interval", "buffer_size", "gradient_steps"):
+        require_off_policy(self)
+        for name in ("value_particles", "target_update_interval"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
-        require(self.learning_starts >= 0, f"learning_starts must be >= 0, got {self.learning_starts}")
         require(
             0 < self.kernel_fixed < self.kernel_particles,
             f"kernel_particles {self.kernel_particles} with kernel_update_ratio {self.kernel_update_ratio} must "
@@ -105,25 +99,13 @@ class SQL(OffPolicyAlgorithm):
     >>> algo = SQL("skillbank/MultiGoal-v0", alpha=10.0)   # doctest: +SKIP
     >>> algo.learn(30_000, progress_bar=True).save("multigoal-sql")   # doctest: +SKIP
 
-    ``compile=True`` compiles the gradient computation with ``torch.compile`` (faster for long runs);
-    ``device`` places networks, buffer and random numbers (``"cuda"`` where one is present).
+    Constructed like every algorithm (:class:`~skillbank.offpolicy.OffPolicyAlgorithm`).
     """
 
     algorithm = "sql"
     config_class = SQLConfig
 
-    def __init__(
-        self,
-        env: gym.Env | str,
-        config: SQLConfig | None = None,
-        *,
-        seed: int = 0,
-        skill: Skill | None = None,
-        compile: bool = False,
-        device: str | torch.device = "cpu",
-        **hyperparameters: Any,
-    ) -> None:
-        super().__init__(env, config, hyperparameters, seed, skill, device)
+    def setup(self, compile: bool) -> None:
         self.q_optimizer = FusedAdam(list(self.skill.q.parameters()), lr=self.config.q_lr)
         self.sampler_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=self.config.sampler_lr)
         self.q_target_parameters = list(self.q_target.parameters())
