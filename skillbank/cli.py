@@ -29,6 +29,10 @@ def _at_least_one(value: str) -> int:
     return number
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
@@ -111,7 +115,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     jobs = grid(args.pretrained, _registry(args), args.tasks, args.methods, args.seeds, args.steps, out,
                 eval_every=args.eval_every, eval_episodes=args.eval_episodes)  # fmt: skip
     try:
-        outcomes = run_grid(jobs, args.workers, say=lambda line: print(line, file=sys.stderr, flush=True))
+        outcomes = run_grid(jobs, args.workers, args.backend, args.address, say=_say)
     except KeyboardInterrupt:
         print(
             "\ninterrupted; every run keeps its last checkpoint: run the same command again to resume", file=sys.stderr
@@ -130,6 +134,28 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         print(f"wrote {out / 'summary.json'} and the figures finetune_<task>.png")
     unfinished = [o for o in outcomes if o["status"] != "finished"]
     return 130 if unfinished else 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from skillbank.sweep import parse_seeds, parse_sets, sweep
+
+    summary = sweep(
+        args.task, algo=args.algo, seeds=parse_seeds(args.seeds), grid=parse_sets(args.set or []), steps=args.steps,
+        workers=args.workers, backend=args.backend, address=args.address, runs_dir=args.runs_dir,
+        store=_registry(args).path, checkpoint_every=args.checkpoint_every, say=_say,
+    )  # fmt: skip
+    if args.json:
+        _print_json(summary)
+        return 0
+    present = [k for k in ("mean_return", "success_rate", "mean_speed") if any(k in p for p in summary["points"])]
+    table = [["set", "seeds", *present]]
+    for point in summary["points"]:
+        cells = [f"{point[k]['mean']:.4g} ± {point[k]['std']:.2g}" if k in point else "-" for k in present]
+        table.append([json.dumps(point["set"]) if point["set"] else "(task's)", str(len(point["runs"])), *cells])
+    print(f"sweep {summary['sweep']}: {summary['algo']} on {summary['task']}, mean ± sd over seeds; "
+          f"skills tagged {summary['tag']}")  # fmt: skip
+    print(_table(table))
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -439,6 +465,15 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _backend_options(p: argparse.ArgumentParser) -> None:
+    from skillbank.backends import BACKENDS
+
+    p.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="local: a process pool on this machine (default); ray: one Ray task per run, each with a "
+                        "CPU of its own (pip install 'skillbank[ray]')")  # fmt: skip
+    p.add_argument("--address", help="the Ray cluster to join (default: start a local Ray instance)")
+
+
 def _training_commands(add: Add) -> None:
     from skillbank.grid_bounds import SPACING
     from skillbank.tasks import ALGORITHMS
@@ -471,6 +506,24 @@ def _training_commands(add: Add) -> None:
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
     _run_options(p)
 
+    p = add("sweep", "train one run per seed and per combination of --set values, register each (tagged with "
+            "the sweep's id), and summarise the metrics over seeds", cmd_sweep)  # fmt: skip
+    p.add_argument("task", help="a task name in tasks/ or a .toml path")
+    p.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm (default: the task's)")
+    p.add_argument("--seeds", default="0-2", help="seeds, as ranges and lists: 0-4, 0,2,5 (default 0-2)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a hyperparameter value (TOML), e.g. alpha=0.1 or hidden=[64,64]; repeat a key for a grid "
+                        "over its values")  # fmt: skip
+    p.add_argument("--steps", type=_at_least_one, help="environment steps of every run (default: the task's)")
+    p.add_argument("--workers", type=_at_least_one, default=1, help="parallel runs, one torch thread each (default 1)")
+    p.add_argument("--runs-dir", type=Path,
+                   help="where the runs' directories go; every worker must reach it (default: $SKILLBANK_RUNS or "
+                        "~/skillbank-runs)")  # fmt: skip
+    p.add_argument("--checkpoint-every", type=_at_least_one, default=10_000, metavar="N",
+                   help="checkpoint every N steps, where a retried run resumes (default 10000)")  # fmt: skip
+    _backend_options(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
     from skillbank.experiment import EVAL_EPISODES, EVAL_EVERY, METHODS
 
     p = add("experiment", "fine-tuned against from scratch: a grid of tasks x methods x seeds on a process pool, "
@@ -487,6 +540,7 @@ def _training_commands(add: Add) -> None:
                    help=f"evaluate every N steps (default {EVAL_EVERY})")  # fmt: skip
     p.add_argument("--eval-episodes", type=_at_least_one, default=EVAL_EPISODES,
                    help=f"rollouts per evaluation (default {EVAL_EPISODES})")  # fmt: skip
+    _backend_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = add("curves", "draw learning curves of run directories: the mean and spread over seeds per method", cmd_curves)

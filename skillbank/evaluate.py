@@ -118,6 +118,16 @@ def save_rollouts(paths: list[Rollout], file: str | Path) -> Path:
     return Path(file)
 
 
+def evaluate_into(skill: Skill, episodes: int, seed: int, rollouts_file: str | Path) -> dict[str, Any]:
+    """Roll ``skill`` out ``episodes`` times, record the summary as its ``metrics`` and write the
+    rollouts to ``rollouts_file`` (HDF5): what a skill is registered with."""
+    env = make_skill_env(skill)
+    paths = rollouts(skill, episodes, seed=seed, env=env)
+    skill.description["metrics"] = summarise(paths, env)
+    save_rollouts(paths, rollouts_file)
+    return skill.description["metrics"]
+
+
 def evaluate_and_register(
     registry: Registry,
     skill: Skill,
@@ -129,15 +139,12 @@ def evaluate_and_register(
     replay: ReplayBuffer | None = None,
     parents: Sequence[Parent | str] = (),
 ) -> str:
-    """Roll ``skill`` out ``episodes`` times, record the summary as its ``metrics`` and register it
-    with the rollouts (HDF5) beside it; returns the new reference."""
-    env = make_skill_env(skill)
-    paths = rollouts(skill, episodes, seed=seed, env=env)
-    skill.description["metrics"] = summarise(paths, env)
+    """:func:`evaluate_into`, then register ``skill`` with its rollouts; returns the new reference."""
     with tempfile.TemporaryDirectory() as tmp:
+        evaluate_into(skill, episodes, seed, Path(tmp) / "rollouts.h5")
         return registry.register(
             skill, name, description=description, parents=list(parents), replay=replay,
-            rollouts=save_rollouts(paths, Path(tmp) / "rollouts.h5"),
+            rollouts=Path(tmp) / "rollouts.h5",
         )  # fmt: skip
 
 

@@ -1,9 +1,10 @@
 """``skillbank experiment finetune``: fine-tuned against from scratch, on a grid of tasks, methods and seeds.
 
 Every cell of the grid is an independent job (:mod:`skillbank.jobs`) in its own resumable run
-directory under ``OUT/runs/``, trained on a local process pool with one torch thread per worker and
-evaluated every ``eval_every`` steps. Its skill is registered in the experiment's own store
-``OUT/store`` (which first receives a copy of the pretrained skill, for the lineage). Running the same
+directory under ``OUT/runs/``, trained on a local process pool or on Ray (:mod:`skillbank.backends`)
+with one torch thread per worker and evaluated every ``eval_every`` steps. The driver registers each
+skill, once, in the experiment's own store ``OUT/store`` (which first receives a copy of the
+pretrained skill, for the lineage). Running the same
 command again resumes unfinished runs and skips finished ones. ``OUT/summary.json`` then holds, per
 task, the threshold from the task file and, per method, the median environment steps to reach it,
 the final return and success rate, and the wall time; ``OUT/finetune_<task>.png`` the learning curves.
@@ -13,17 +14,16 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from skillbank.backends import run_jobs
 from skillbank.errors import SkillbankError
 from skillbank.finetune import finetune_spec
-from skillbank.jobs import execute, train_spec
+from skillbank.jobs import RESULT_DIR, RESULT_FILE, register_result, train_spec
 from skillbank.plot import plot_curves
 from skillbank.registry import Registry
 from skillbank.runs import Run
@@ -76,30 +76,28 @@ def grid(
     return jobs
 
 
-def _work(run_dir: str) -> dict[str, Any]:
-    return execute(Run(run_dir), threads=1)
-
-
-def run_grid(jobs: list[tuple[Path, dict[str, Any]]], workers: int, say=print) -> list[dict[str, Any]]:
-    """Train every job not yet finished on ``workers`` processes; the outcomes, in the jobs' order."""
+def run_grid(
+    jobs: list[tuple[Path, dict[str, Any]]], workers: int, backend: str = "local", address: str | None = None,
+    say=print,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Train every job not yet registered on ``backend`` and register each as it comes back, here,
+    once; the outcomes, in the jobs' order."""
     runs = [Run(path, spec) for path, spec in jobs]  # refuses a directory that holds another run
-    outcomes: dict[str, dict[str, Any]] = {}
-    todo = []
-    for run in runs:
-        if (run.path / "registered.json").is_file():
-            outcomes[str(run.path)] = json.loads((run.path / "registered.json").read_text())
-        else:
-            todo.append(run)
-    say(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; training {len(todo)} on {workers} worker(s)")
-    if todo:
-        # Fresh interpreters ("spawn"), not forks of a process whose torch has started threads.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_work, str(run.path)): run for run in todo}
-            for future in as_completed(futures):
-                outcome = future.result()
-                outcomes[str(futures[future].path)] = outcome
-                say(f"  {futures[future].path.name}: {outcome['status']} after {outcome['steps']} steps")
-    return [outcomes[str(run.path)] for run in runs]
+    registry = Registry(jobs[0][1]["store"]) if jobs else None
+    outcomes = {str(r.path): {"status": "finished", "ref": ref} for r in runs if (ref := registry.find_run(r.run_id))}
+    say(f"{len(outcomes)} of {len(runs)} runs already finished; training {len(runs) - len(outcomes)} on {workers} "
+        f"worker(s), backend {backend}")  # fmt: skip
+    by_dir = {str(r.path): r for r in runs}
+
+    def register(run_dir: str, result: dict[str, Any]) -> None:
+        outcome = {k: v for k, v in result.items() if k != "files"}
+        if result["status"] == "finished":
+            outcome["ref"] = register_result(registry, by_dir[run_dir].spec, result)
+        outcomes[run_dir] = outcome
+        say(f"  {Path(run_dir).name}: {outcome['status']} after {outcome['steps']} steps")
+
+    run_jobs([d for d in by_dir if d not in outcomes], workers, backend, address, register)
+    return [outcomes[str(r.path)] for r in runs]
 
 
 def steps_to_threshold(rows: list[dict[str, float]], threshold: float) -> float:
@@ -118,11 +116,12 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
                                                      "budget_steps": spec["steps"], "methods": {}})  # fmt: skip
         per_seed = task["methods"].setdefault(spec["method"], {"seeds": []})["seeds"]
         final = rows[-1] if rows else {}
-        outcome = json.loads((path / "registered.json").read_text()) if (path / "registered.json").is_file() else {}
+        result = path / RESULT_DIR / RESULT_FILE
+        outcome = json.loads(result.read_text()) if result.is_file() else {}
         per_seed.append({
             "seed": spec["seed"], "steps_to_threshold": steps_to_threshold(rows, spec["threshold"]),
             "final_return": final.get("eval_return"), "final_success_rate": final.get("eval_success_rate"),
-            "wall_time_s": outcome.get("wall_time_s"), "steps": int(final.get("step", 0)), "ref": outcome.get("ref"),
+            "wall_time_s": outcome.get("wall_time_s"), "steps": int(final.get("step", 0)),
         })  # fmt: skip
         curves.setdefault(spec["task_name"], {}).setdefault(spec["method"], []).append(rows)
     for name, task in tasks.items():

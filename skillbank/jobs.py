@@ -3,13 +3,16 @@ then evaluated and registered exactly once.
 
 ``skillbank train`` and ``skillbank finetune`` write a job's spec into ``RUN_DIR/run.json``;
 ``--resume RUN_DIR`` reads it back and goes on where the run stopped; ``skillbank experiment``
-runs many of them on a process pool. A job that finished records its registered reference in
-``RUN_DIR/registered.json`` and is never registered twice.
+runs many of them on a process pool or on Ray. A worker trains and evaluates a job and returns
+the skill's files (:func:`train_job`); only the driver registers them (:func:`register_result`),
+exactly once per run id, so that a retried run or a restarted driver never registers twice.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,15 +20,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from skillbank.buffer import ReplayBuffer
 from skillbank.envs import make_env
 from skillbank.errors import SkillbankError
-from skillbank.evaluate import evaluate, evaluate_and_register
+from skillbank.evaluate import evaluate, evaluate_into
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.registry import Parent, Registry
 from skillbank.runs import Run, default_runs_dir
+from skillbank.skill import DESCRIPTION_FILE, WEIGHTS_FILE, Skill
 from skillbank.tasks import ALGORITHMS, load_task
 
-REGISTERED_FILE = "registered.json"
+RESULT_DIR, RESULT_FILE, ROLLOUTS_FILE, REPLAY_FILE = "result", "result.json", "rollouts.h5", "replay.h5"
 CHECKPOINT_EVERY = 10_000
 EVAL_EPISODES = 10
 
@@ -44,13 +49,16 @@ def train_spec(
     checkpoint_every: int = CHECKPOINT_EVERY,
     eval_every: int | None = None,
     eval_episodes: int = EVAL_EPISODES,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The spec of ``skillbank train TASK``, with the task's defaults filled in (checked now)."""
+    """The spec of ``skillbank train TASK``, with the task's defaults filled in and ``overrides`` of
+    the algorithm's configuration applied (checked now)."""
     loaded = load_task(task)
     algo = algo or loaded.algorithm
     if algo not in ALGORITHMS:
         raise SkillbankError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGORITHMS)}")
     config = loaded.configs.get(algo) or ALGORITHMS[algo].config_class()
+    config = config.replace(**(overrides or {}))
     return {
         "kind": "train",
         "task": str(loaded.path.resolve()),
@@ -110,35 +118,78 @@ def evaluator(spec: dict[str, Any]):
     return run
 
 
-def execute(run: Run, progress_bar: bool = False, threads: int | None = None) -> dict[str, Any]:
-    """Train the job of ``run`` (resuming it), then evaluate and register it once. Returns
-    ``{"status": "finished" | "interrupted", "ref": ..., "run_dir": ...}``."""
-    spec = run.spec
-    registered = run.path / REGISTERED_FILE
-    if registered.is_file():
-        return json.loads(registered.read_text())
+def train_job(run_dir: str | Path, progress_bar: bool = False, threads: int | None = None) -> dict[str, Any]:
+    """A worker's part of a job: train it in its run directory (resuming it), evaluate it, and return
+    the result with the skill's files, for the driver to register; the registry is never opened here.
+    The result is also kept in ``RUN_DIR/result/``, so that a driver restarted after the run finished
+    registers it without training it again."""
+    run = Run(run_dir)
+    spec, result_dir = run.spec, run.path / RESULT_DIR
+    if (result_dir / RESULT_FILE).is_file():
+        return _read_result(run)
     if threads:
         torch.set_num_threads(threads)
     algo = build(spec)
-    evaluate_periodically = evaluator(spec) if spec.get("eval_every") else None
     finished = run.train(
         algo, spec["steps"], checkpoint_every=spec["checkpoint_every"], progress_bar=progress_bar,
-        evaluate=evaluate_periodically, eval_every=spec.get("eval_every"),
+        evaluate=evaluator(spec) if spec.get("eval_every") else None, eval_every=spec.get("eval_every"),
     )  # fmt: skip
     if not finished:
-        return {"status": "interrupted", "ref": None, "run_dir": str(run.path), "steps": algo.num_timesteps}
-    task = load_task(spec["task"])
-    parents = [Parent(spec["pretrained"], "fine-tuned-from")] if spec["kind"] == "finetune" else []
-    ref = evaluate_and_register(
-        Registry(spec["store"]), algo.skill, spec["name"], task.episodes, seed=spec["seed"] + 10_000,
-        description=task.description, replay=algo.buffer if spec.get("keep_replay") else None, parents=parents,
-    )  # fmt: skip
-    outcome = {
-        "status": "finished", "ref": ref, "run_dir": str(run.path), "steps": algo.num_timesteps,
-        "wall_time_s": round(algo.train_time_s, 1), "metrics": algo.skill.description["metrics"],
+        return {"status": "interrupted", "run_id": run.run_id, "run_dir": str(run.path), "steps": algo.num_timesteps}
+    temporary = run.path / f".{RESULT_DIR}.tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    metrics = evaluate_into(algo.skill, load_task(spec["task"]).episodes, spec["seed"] + 10_000,
+                            temporary / ROLLOUTS_FILE)  # fmt: skip
+    algo.skill.save(temporary / "skill")
+    if spec.get("keep_replay"):
+        algo.buffer.save_hdf5(temporary / REPLAY_FILE)
+    summary = {
+        "status": "finished", "run_id": run.run_id, "run_dir": str(run.path), "steps": algo.num_timesteps,
+        "wall_time_s": round(algo.train_time_s, 1), "metrics": metrics,
     }  # fmt: skip
-    registered.write_text(json.dumps(outcome, indent=2, sort_keys=True, default=_json_default))
-    return outcome
+    (temporary / RESULT_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True, default=_json_default))
+    shutil.rmtree(result_dir, ignore_errors=True)
+    temporary.rename(result_dir)
+    return _read_result(run)
+
+
+def _read_result(run: Run) -> dict[str, Any]:
+    result_dir = run.path / RESULT_DIR
+    result = json.loads((result_dir / RESULT_FILE).read_text())
+    files = {name: (result_dir / "skill" / name).read_bytes() for name in (DESCRIPTION_FILE, WEIGHTS_FILE)}
+    files[ROLLOUTS_FILE] = (result_dir / ROLLOUTS_FILE).read_bytes()
+    if (result_dir / REPLAY_FILE).is_file():
+        files[REPLAY_FILE] = (result_dir / REPLAY_FILE).read_bytes()
+    return {**result, "files": files}
+
+
+def register_result(registry: Registry, spec: dict[str, Any], result: dict[str, Any], tags=()) -> str:
+    """The driver's part: register a finished job's skill from the files its worker returned, exactly
+    once (keyed by the run's id, so a retried run or a restarted driver adds nothing)."""
+    files = result["files"]
+    skill = Skill.from_bytes(files[DESCRIPTION_FILE], files[WEIGHTS_FILE])
+    parents = [Parent(spec["pretrained"], "fine-tuned-from")] if spec["kind"] == "finetune" else []
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / ROLLOUTS_FILE).write_bytes(files[ROLLOUTS_FILE])
+        replay = None
+        if REPLAY_FILE in files:
+            (Path(tmp) / REPLAY_FILE).write_bytes(files[REPLAY_FILE])
+            replay = ReplayBuffer.load_hdf5(Path(tmp) / REPLAY_FILE)
+        return registry.register(
+            skill, spec["name"], tags=list(tags), description=load_task(spec["task"]).description, parents=parents,
+            replay=replay, rollouts=Path(tmp) / ROLLOUTS_FILE, run_id=result["run_id"],
+        )  # fmt: skip
+
+
+def execute(run: Run, progress_bar: bool = False, threads: int | None = None, tags=()) -> dict[str, Any]:
+    """Train, evaluate and register the job of ``run`` in this one process (``skillbank train``).
+    Returns ``{"status": "finished" | "interrupted", "ref", "run_dir", "steps", ...}``."""
+    result = train_job(run.path, progress_bar, threads)
+    if result["status"] != "finished":
+        return result
+    ref = register_result(Registry(run.spec["store"]), run.spec, result, tags)
+    return {**{k: v for k, v in result.items() if k != "files"}, "ref": ref}
 
 
 def resume_command(run: Run) -> str:

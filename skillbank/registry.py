@@ -49,7 +49,14 @@ DATA_FILES = {"replay": "replay.h5", "rollouts": "rollouts.h5"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
-SCHEMA = """
+# Which version each training run became (idempotent registration); created on first use in older stores.
+RUNS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES versions(name, version));
+"""
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS versions (
     name TEXT NOT NULL, version INTEGER NOT NULL, created TEXT NOT NULL,
     task TEXT, algorithm TEXT, description TEXT NOT NULL DEFAULT '',
@@ -73,6 +80,8 @@ CREATE TABLE IF NOT EXISTS parents (
 CREATE INDEX IF NOT EXISTS parents_child ON parents(name, version);
 CREATE INDEX IF NOT EXISTS parents_parent ON parents(parent_name, parent_version);
 """
+    + RUNS_SCHEMA
+)
 
 
 def validate_name(name: str, what: str = "name") -> str:
@@ -239,12 +248,17 @@ class Registry:
         parents: Sequence[str | Parent] = (),
         replay: ReplayBuffer | None = None,
         rollouts: str | os.PathLike[str] | None = None,
+        run_id: str | None = None,
     ) -> str:
         """Store ``skill`` as the next version of ``name`` and return its reference ``name@N``.
 
         ``parents`` are references (or :class:`Parent` edges with a relation) recorded as lineage;
         ``replay`` stores the replay buffer and ``rollouts`` an HDF5 file, both loaded only on request.
+        With ``run_id`` (a training run's id) registering is idempotent: a run registered before gets
+        back its version, and nothing is added.
         """
+        if run_id is not None and (existing := self.find_run(run_id)) is not None:
+            return existing
         validate_name(name)
         for tag in tags:
             validate_name(tag, "tag")
@@ -268,6 +282,7 @@ class Registry:
             "origin": edges[0].relation if edges else "trained",
             "library_versions": library_versions(),
             "registry_format": SCHEMA_VERSION,
+            **({"run_id": run_id} if run_id is not None else {}),
         }
         task = (info.get("task") or {}).get("name") or (info.get("task") or {}).get("env_id")
         created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -288,8 +303,11 @@ class Registry:
         tags: Sequence[str],
         parents: Sequence[tuple[Ref, str, dict[str, Any]]],
     ) -> str:
-        """Add the next version of ``name`` with its tags and lineage, in one transaction."""
+        """Add the next version of ``name`` with its tags and lineage, in one transaction (or, for a run
+        registered in the meantime, return its version)."""
         with self._write() as db:
+            if meta.get("run_id") is not None and (existing := self._find_run(db, meta["run_id"])) is not None:
+                return existing
             (last,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM versions WHERE name=?", (name,)).fetchone()
             version = last + 1
             db.execute(
@@ -297,11 +315,27 @@ class Registry:
                 (name, version, created, task, algorithm, description, json.dumps(meta), json.dumps(files)),
             )
             db.executemany("INSERT INTO tags VALUES (?, ?, ?)", [(name, version, t) for t in dict.fromkeys(tags)])
+            if meta.get("run_id") is not None:
+                db.execute(RUNS_SCHEMA)
+                db.execute("INSERT INTO runs VALUES (?, ?, ?)", (meta["run_id"], name, version))
             db.executemany(
                 "INSERT INTO parents VALUES (?, ?, ?, ?, ?, ?)",
                 [(name, version, r.name, r.version, relation, json.dumps(info)) for r, relation, info in parents],
             )
         return f"{name}@{version}"
+
+    @staticmethod
+    def _find_run(db: sqlite3.Connection, run_id: str) -> str | None:
+        try:
+            row = db.execute("SELECT name, version FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        except sqlite3.OperationalError:  # a store from before runs were recorded: none is
+            return None
+        return None if row is None else f"{row[0]}@{row[1]}"
+
+    def find_run(self, run_id: str) -> str | None:
+        """The version a training run (by its id) was registered as, or None."""
+        with self._connect() as db:
+            return self._find_run(db, run_id)
 
     def alias(self, ref: str, alias: str) -> str:
         """Point ``name@alias`` at the version ``ref`` resolves to (moving it if it exists)."""

@@ -10,6 +10,7 @@ after any interruption ends with exactly the parameters of a run that was never 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -68,6 +69,11 @@ class Run:
             temporary.write_text(json.dumps(spec, indent=2, sort_keys=True))
             temporary.replace(file)
         self.spec = json.loads(file.read_text())
+
+    @property
+    def run_id(self) -> str:
+        """The run's id: a digest of what it trains, the same for every rerun of the same command."""
+        return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def finished(self) -> bool:
@@ -129,6 +135,7 @@ class Run:
                 csv.DictWriter(f, COLUMNS).writerow({k: _cell(row.get(k)) for k in COLUMNS})
             if step % checkpoint_every == 0:
                 checkpoint.save(self.path, algo)
+                _injected_crash(self.path, step)
 
         def stop(signum, frame) -> None:
             algo.stop_requested = True
@@ -151,6 +158,17 @@ class Run:
             result["final"] = evaluate(algo)
         (self.path / FINISHED_FILE).write_text(json.dumps(result, indent=2, sort_keys=True))
         return True
+
+
+CRASH_ENV = "SKILLBANK_CRASH_AFTER_CHECKPOINT"
+
+
+def _injected_crash(run_dir: Path, step: int) -> None:
+    """Fault injection for the fault-tolerance tests: with ``$SKILLBANK_CRASH_AFTER_CHECKPOINT`` = N, the
+    process dies (as if killed) right after writing the checkpoint at step N, once per run directory."""
+    if os.environ.get(CRASH_ENV) == str(step) and not (run_dir / ".crashed").exists():
+        (run_dir / ".crashed").touch()
+        os._exit(137)
 
 
 def _cell(value: Any) -> str:
