@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
 import torch
 
-from skillbank.errors import SkillbankError
+from skillbank.errors import SkillbankError, SkillFormatError
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals")
 
@@ -75,16 +76,53 @@ class ReplayBuffer:
             f.attrs["obs_dim"], f.attrs["act_dim"] = self.obs_dim, self.act_dim
         return Path(path)
 
+    @staticmethod
+    def _datasets(f: h5py.File) -> tuple[int, int, int, dict[str, h5py.Dataset]]:
+        """The fields of a file written by :meth:`save_hdf5`, checked (names, shapes, dtypes), unread."""
+        from skillbank.evaluate import dataset
+
+        dims = [f.attrs.get(k) for k in ("obs_dim", "act_dim")]
+        if not all(isinstance(d, np.integer | int) and 0 < int(d) <= 100_000 for d in dims):
+            raise SkillFormatError(f"{f.filename}: obs_dim and act_dim must be positive whole numbers")
+        obs_dim, act_dim = (int(d) for d in dims)
+        size = dataset(f, "rewards", 1, "f").shape[0]
+        widths = {"observations": obs_dim, "actions": act_dim, "next_observations": obs_dim}
+        fields = {}
+        for field in FIELDS:
+            fields[field] = dataset(f, field, 2 if field in widths else 1, "f", rows=size)
+            if field in widths and fields[field].shape[1] != widths[field]:
+                raise SkillFormatError(f"{f.filename}: {field} is {widths[field]} wide in the attributes, "
+                                       f"{fields[field].shape[1]} in the data")  # fmt: skip
+        return obs_dim, act_dim, size, fields
+
     @classmethod
-    def load_hdf5(cls, path: str | Path, capacity: int | None = None) -> ReplayBuffer:
-        with h5py.File(path, "r") as f:
-            size = f["rewards"].shape[0]
-            buffer = cls(capacity or max(size, 1), int(f.attrs["obs_dim"]), int(f.attrs["act_dim"]))
+    def check_hdf5(cls, path: str | Path | Any) -> None:
+        """Check a replay file's structure without reading its data (a SkillFormatError if it is wrong)."""
+        cls._open(path, lambda f: cls._datasets(f))
+
+    @staticmethod
+    def _open(path: str | Path | Any, read):
+        try:
+            with h5py.File(path, "r") as f:
+                return read(f)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, OverflowError) as error:
+            raise SkillFormatError(f"{getattr(path, 'name', path)} is not a replay buffer file ({error})") from None
+
+    @classmethod
+    def load_hdf5(cls, path: str | Path | Any, capacity: int | None = None) -> ReplayBuffer:
+        """A buffer written by :meth:`save_hdf5`, every dataset's name, shape and dtype checked before
+        it is read (a shared file may be anything)."""
+
+        def read(f: h5py.File) -> ReplayBuffer:
+            obs_dim, act_dim, size, fields = cls._datasets(f)
+            buffer = cls(capacity or max(size, 1), obs_dim, act_dim)
             keep = min(size, buffer.capacity)
             for field in FIELDS:
-                getattr(buffer, field)[:keep] = torch.from_numpy(np.asarray(f[field][size - keep :]))
-        buffer.size, buffer.position = keep, keep % buffer.capacity
-        return buffer
+                getattr(buffer, field)[:keep] = torch.from_numpy(np.asarray(fields[field][size - keep :]))
+            buffer.size, buffer.position = keep, keep % buffer.capacity
+            return buffer
+
+        return cls._open(path, read)
 
     def save_state(self, path: str | Path) -> Path:
         """The buffer exactly as it is in memory (rows in place, the write position), uncompressed, for a
@@ -96,17 +134,22 @@ class ReplayBuffer:
         return Path(path)
 
     def load_state(self, path: str | Path) -> None:
-        """Restore what :meth:`save_state` wrote into this buffer (of the same shape)."""
-        with h5py.File(path, "r") as f:
-            shape = tuple(int(f.attrs[k]) for k in ("capacity", "obs_dim", "act_dim"))
+        """Restore what :meth:`save_state` wrote into this buffer (of the same shape), checked before reading."""
+
+        def read(f: h5py.File) -> None:
+            shape = tuple(int(f.attrs.get(k, -1)) for k in ("capacity", "obs_dim", "act_dim"))
             if shape != (self.capacity, self.obs_dim, self.act_dim):
-                raise SkillbankError(f"{path} holds a buffer of (capacity, obs, act) {shape}, this one is "
-                                     f"{(self.capacity, self.obs_dim, self.act_dim)}")  # fmt: skip
-            size = int(f.attrs["size"])
-            rows = f["transitions"]
-            if rows.shape != (size, self.transitions.shape[1]):
-                raise SkillbankError(
-                    f"{path}: transitions of shape {rows.shape}, expected {(size, self.transitions.shape[1])}"
-                )
+                raise SkillFormatError(f"{path} holds a buffer of (capacity, obs, act) {shape}, this one is "
+                                       f"{(self.capacity, self.obs_dim, self.act_dim)}")  # fmt: skip
+            size, position = int(f.attrs.get("size", -1)), int(f.attrs.get("position", -1))
+            if not (0 <= size <= self.capacity and 0 <= position < self.capacity):
+                raise SkillFormatError(f"{path}: size {size} and position {position} do not fit the buffer")
+            rows = f.get("transitions")
+            if not isinstance(rows, h5py.Dataset) or rows.shape != (size, self.transitions.shape[1]):
+                raise SkillFormatError(f"{path}: the transitions are not ({size}, {self.transitions.shape[1]})")
+            if rows.dtype != np.float32:
+                raise SkillFormatError(f"{path}: the transitions are {rows.dtype}, not float32")
             self.transitions[:size] = torch.from_numpy(rows[:]).to(self.transitions.device)
-            self.size, self.position = size, int(f.attrs["position"])
+            self.size, self.position = size, position
+
+        self._open(path, read)

@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 import mujoco
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from skillbank.errors import SkillbankError
+from skillbank.registry import write_error
+from skillbank.skill import check_header, safetensors_header
 
 if TYPE_CHECKING:
     from skillbank.offpolicy import OffPolicyAlgorithm
@@ -112,6 +114,15 @@ def save(run_dir: str | Path, algo: OffPolicyAlgorithm) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step-{algo.num_timesteps:09d}"
     temporary = directory / f".tmp-{final.name}-{os.getpid()}"
+    try:
+        return _write(directory, final, temporary, algo)
+    except OSError as error:  # a full disk, most likely: the previous checkpoints are untouched
+        shutil.rmtree(temporary, ignore_errors=True)
+        needed = algo.buffer.transitions[: len(algo.buffer)].numel() * 4
+        raise write_error(error, temporary, needed) from None
+
+
+def _write(directory: Path, final: Path, temporary: Path, algo: OffPolicyAlgorithm) -> Path:
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
     env_info, env_arrays = env_state(algo.env)
@@ -178,18 +189,45 @@ def latest(run_dir: str | Path) -> Checkpoint | None:
     return None
 
 
+DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.uint8: "U8", torch.int64: "I64"}
+TRAINING_FIELDS = {"num_timesteps": int, "num_updates": int, "train_time_s": (int, float), "history": list,
+                   "episode_returns": list, "episode_return": (int, float), "description": dict}  # fmt: skip
+
+
 def restore(algo: OffPolicyAlgorithm, checkpoint: Checkpoint) -> bool:
     """Load ``checkpoint`` into ``algo`` (built with the same configuration); returns whether the
-    environment's state came back too (else the next step starts a fresh episode)."""
-    payload = checkpoint.payload
-    if payload["algorithm"] != algo.algorithm:
-        raise SkillbankError(f"{checkpoint.path} is a {payload['algorithm']} checkpoint, not {algo.algorithm}")
-    tensors = load_file(str(checkpoint.path / TENSORS_FILE))
-    algo.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("algo.")})
-    algo.buffer.load_state(checkpoint.path / REPLAY_FILE)
-    algo.load_training_state(payload["training"])
-    env_arrays = {k[4:]: v.numpy() for k, v in tensors.items() if k.startswith("env.")}
-    if restore_env_state(algo.env, payload["env"], env_arrays):
-        return True
-    algo.reset_episode()
-    return False
+    environment's state came back too (else the next step starts a fresh episode). Every tensor's name,
+    shape and dtype, the buffer's and the counters' are checked against ``algo`` before loading."""
+    path, payload = checkpoint.path, checkpoint.payload
+    try:
+        if payload["algorithm"] != algo.algorithm:
+            raise SkillbankError(f"{path} is a {payload['algorithm']} checkpoint, not {algo.algorithm}")
+        training = payload["training"]
+        for key, kind in TRAINING_FIELDS.items():
+            if not isinstance(training.get(key), kind) or isinstance(training.get(key), bool):
+                raise SkillbankError(f"{path / CHECKPOINT_FILE}: training.{key} is missing or malformed")
+        data = (path / TENSORS_FILE).read_bytes()
+        header = safetensors_header(data, str(path / TENSORS_FILE))
+        mine = algo.state_tensors()
+        mine.setdefault("obs", torch.zeros(algo.skill.q.obs_dim, dtype=torch.float64))
+        expected = {f"algo.{k}": tuple(v.shape) for k, v in mine.items()}
+        saved = {k: v for k, v in header.items() if k.startswith("algo.")}
+        if "algo.obs" not in saved:
+            expected.pop("algo.obs")
+        for name in ("obs", "rng"):
+            if f"algo.{name}" in saved and isinstance(saved[f"algo.{name}"], dict):
+                saved[f"algo.{name}"] = {**saved[f"algo.{name}"], "dtype": "F32"}  # checked by shape alone
+        check_header(saved, expected, str(path / TENSORS_FILE), dtypes=("F32",))
+        tensors = load(data)
+        algo.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("algo.")})
+        algo.buffer.load_state(path / REPLAY_FILE)
+        algo.load_training_state(training)
+        env_arrays = {k[4:]: v.numpy() for k, v in tensors.items() if k.startswith("env.")}
+        exact = restore_env_state(algo.env, payload["env"], env_arrays)
+    except SkillbankError:
+        raise
+    except Exception as error:  # safetensors', h5py's and MuJoCo's own errors: the checkpoint is not usable
+        raise SkillbankError(f"checkpoint {path} cannot be restored ({type(error).__name__}: {error})") from None
+    if not exact:
+        algo.reset_episode()
+    return exact

@@ -15,7 +15,7 @@ import torch
 
 from skillbank.buffer import ReplayBuffer
 from skillbank.envs import make_task_env
-from skillbank.errors import SkillbankError
+from skillbank.errors import SkillbankError, SkillFormatError
 from skillbank.registry import Parent, Registry
 from skillbank.skill import Skill
 
@@ -116,6 +116,61 @@ def save_rollouts(paths: list[Rollout], file: str | Path) -> Path:
         f.create_dataset("episode_return", data=np.array([p.episode_return for p in paths]))
         f.create_dataset("goal", data=np.array([p.goal for p in paths]))
     return Path(file)
+
+
+MAX_ROWS = 50_000_000  # rows of an HDF5 dataset skillbank reads
+
+
+def dataset(f: h5py.File, name: str, ndim: int, kinds: str = "fiu", rows: int | None = None) -> h5py.Dataset:
+    """``f[name]`` checked before reading: a dataset of ``ndim`` dimensions, a numeric dtype, at most
+    :data:`MAX_ROWS` rows (exactly ``rows`` where given)."""
+    item = f.get(name)
+    if not isinstance(item, h5py.Dataset) or item.ndim != ndim or item.dtype.kind not in kinds:
+        raise SkillFormatError(f"{f.filename}: {name!r} must be a {ndim}-D numeric dataset")
+    if item.shape[0] > MAX_ROWS or (rows is not None and item.shape[0] != rows):
+        raise SkillFormatError(f"{f.filename}: {name!r} has {item.shape[0]} rows, expected {rows or f'<= {MAX_ROWS}'}")
+    return item
+
+
+def _rollout_datasets(f: h5py.File) -> dict[str, Any]:
+    lengths = dataset(f, "episode_length", 1, "iu")[:]
+    n = len(lengths)
+    starts = dataset(f, "episode_start", 1, "iu", rows=n)[:]
+    out = {"lengths": lengths, "starts": starts, "returns": dataset(f, "episode_return", 1, rows=n),
+           "goals": dataset(f, "goal", 1, "iu", rows=n)}  # fmt: skip
+    if (lengths < 1).any() or (lengths > MAX_ROWS).any():
+        raise SkillFormatError(f"{f.filename}: episode lengths must be in [1, {MAX_ROWS}]")
+    if not np.array_equal(starts, np.concatenate([[0], np.cumsum(lengths)[:-1]])):
+        raise SkillFormatError(f"{f.filename}: episode_start and episode_length do not tile the observations")
+    out["observations"] = dataset(f, "observations", 2, "f", rows=int(lengths.sum()))
+    return out
+
+
+def _open_rollouts(file: str | Path | Any, read):
+    try:
+        with h5py.File(file, "r") as f:
+            return read(_rollout_datasets(f))
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as error:
+        raise SkillFormatError(f"{getattr(file, 'name', file)} is not a rollouts file ({error})") from None
+
+
+def check_rollouts(file: str | Path | Any) -> None:
+    """Check a rollouts file's structure (names, shapes, dtypes) without reading its observations."""
+    _open_rollouts(file, lambda datasets: None)
+
+
+def load_rollouts(file: str | Path | Any) -> list[Rollout]:
+    """Rollouts written by :func:`save_rollouts` (e.g. a registered version's ``rollouts`` data),
+    every dataset's name, shape and dtype checked before it is read."""
+
+    def read(d: dict[str, Any]) -> list[Rollout]:
+        observations, returns, goals = d["observations"][:], d["returns"][:], d["goals"][:]
+        return [
+            Rollout(observations[s : s + n], float(r), int(g))
+            for s, n, r, g in zip(d["starts"], d["lengths"], returns, goals)
+        ]
+
+    return _open_rollouts(file, read)
 
 
 def evaluate_into(skill: Skill, episodes: int, seed: int, rollouts_file: str | Path) -> dict[str, Any]:

@@ -14,16 +14,19 @@ never reused. ``latest`` is the highest version; other aliases are set by users.
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import io
 import json
 import os
 import re
+import shutil
 import sqlite3
 import tarfile
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +47,8 @@ STORE_ENV = "SKILLBANK_STORE"
 DEFAULT_STORE = "skills_store"
 SCHEMA_VERSION = 1
 EXPORT_MANIFEST = "skillbank-export.json"
+MAX_IMPORT_BYTES = 4 << 30  # an archive's default cap, in all and per member (--max-size)
+MAX_MANIFEST_BYTES = 16 << 20
 DATA_FILES = {"replay": "replay.h5", "rollouts": "rollouts.h5"}
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -94,6 +99,30 @@ def validate_name(name: str, what: str = "name") -> str:
     return name
 
 
+def _index_json(text: Any) -> Any:
+    """A JSON column of the index, or an IntegrityError: a corrupt index must not take a command down."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, UnicodeDecodeError) as error:
+        raise IntegrityError(f"the store's index holds a malformed entry ({error}); restore it from a backup") from None
+    if not isinstance(value, dict):
+        raise IntegrityError("the store's index holds a malformed entry; restore it from a backup")
+    return value
+
+
+def write_error(error: OSError, path: Path, needed: int) -> SkillbankError:
+    """A failed write as one line naming the path and, for a full disk, the space needed and free."""
+    if error.errno == errno.ENOSPC:
+        free = shutil.disk_usage(path.parent if path.parent.exists() else Path(".")).free
+        return SkillbankError(
+            f"no space left on the device writing {path}: it needs {needed:,} bytes and {free:,} are free; free some "
+            "space and try again (nothing was registered)"
+        )
+    if error.errno == errno.EROFS:
+        return SkillbankError(f"{path} is on a read-only filesystem; use a store of your own (--store PATH)")
+    return SkillbankError(f"could not write {path}: {error.strerror or error}")
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -129,20 +158,36 @@ class Ref:
 class Registry:
     """A skill store. ``Registry()`` opens ``$SKILLBANK_STORE`` or ``./skills_store`` (created if absent)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, create: bool = True) -> None:
+        """Open the store at ``path``; ``create`` makes a new one where there is none (otherwise that is
+        a :class:`NotFoundError`). A store on a read-only filesystem, or one this user cannot write, is
+        opened read-only: it can be listed, shown, loaded and exported, and writing is refused."""
         self.path = Path(path or os.environ.get(STORE_ENV) or DEFAULT_STORE)
+        self.db_path = self.path / "index.sqlite"
         if self.path.exists() and not self.path.is_dir():
             raise SkillbankError(f"store path {self.path} exists and is not a directory")
-        (self.path / "objects").mkdir(parents=True, exist_ok=True)
-        (self.path / "tmp").mkdir(exist_ok=True)
-        self.db_path = self.path / "index.sqlite"
+        if not self.db_path.is_file() and not create:
+            raise NotFoundError(f"no skill store at {self.path}; check --store (or $SKILLBANK_STORE)")
+        self.read_only = self.db_path.is_file() and not (
+            os.access(self.path, os.W_OK) and os.access(self.db_path, os.W_OK)
+        )
+        if not self.read_only:
+            try:
+                (self.path / "objects").mkdir(parents=True, exist_ok=True)
+                (self.path / "tmp").mkdir(exist_ok=True)
+            except OSError as error:
+                raise SkillbankError(f"cannot create the store {self.path}: {error.strerror}") from None
         with self._connect() as db:
             (schema,) = db.execute("PRAGMA user_version").fetchone()
             if schema > SCHEMA_VERSION:
                 raise SkillbankError(f"{self.path} was written by a newer skillbank (schema {schema}); upgrade it")
-            if schema == 0:  # only a new store is written to here: reading must leave the files untouched
+            if schema == 0 and not self.read_only:  # only a new store is written to here
                 db.executescript(SCHEMA)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise SkillbankError(f"the store {self.path} is read-only; write to a store of your own (--store PATH)")
 
     def __repr__(self) -> str:
         return f"Registry({str(self.path)!r})"
@@ -150,20 +195,36 @@ class Registry:
     # ----- plumbing -----------------------------------------------------------------------------
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
         try:
-            db.execute("PRAGMA busy_timeout = 60000")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
+            if self.read_only:  # a shared copy nobody writes: read it as it is, without WAL files
+                db = sqlite3.connect(f"file:{self.db_path}?mode=ro&immutable=1", uri=True, isolation_level=None)
+            else:
+                db = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as error:
+            raise IntegrityError(f"cannot open the store's index {self.db_path}: {error}") from None
+        try:
+            if not self.read_only:
+                db.execute("PRAGMA busy_timeout = 60000")
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
             db.row_factory = sqlite3.Row
             yield db
+        except UnicodeDecodeError as error:  # a text column that is not UTF-8: the index is corrupt
+            raise IntegrityError(f"the store's index {self.db_path} is corrupt ({error}); restore it") from None
+        except sqlite3.DatabaseError as error:
+            full = isinstance(error, sqlite3.OperationalError) and "full" in str(error)
+            raise (SkillbankError if full else IntegrityError)(
+                f"the store's index {self.db_path} is unreadable or could not be written ({error}); "
+                + ("free some space and try again" if full else "restore the store from an export or a backup")
+            ) from None
         finally:
             db.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; BEGIN IMMEDIATE takes SQLite's write lock up front (waiting on busy)."""
+        self._writable()
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -178,22 +239,27 @@ class Registry:
 
     def _put_object(self, data: bytes) -> str:
         """Store ``data`` under its sha256: temp file, fsync, atomic rename, fsync the directory."""
+        self._writable()
         sha = sha256_bytes(data)
         final = self._object_path(sha)
         if final.exists():
             return sha
-        final.parent.mkdir(exist_ok=True)
         tmp = self.path / "tmp" / f"{sha}.{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        directory = os.open(final.parent, os.O_RDONLY)
         try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+            final.parent.mkdir(exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            directory = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise write_error(error, tmp, len(data)) from None
         return sha
 
     def _read_object(self, ref: Ref, filename: str, entry: dict[str, Any]) -> bytes:
@@ -370,7 +436,7 @@ class Registry:
     def _files(self, target: Ref) -> dict[str, dict[str, Any]]:
         with self._connect() as db:
             row = db.execute("SELECT files FROM versions WHERE name=? AND version=?", (target.name, target.version))
-            return json.loads(row.fetchone()[0])
+            return _index_json(row.fetchone()[0])
 
     @contextmanager
     def open_data(self, ref: str | Ref, kind: str = "replay") -> Iterator[h5py.File]:
@@ -411,7 +477,7 @@ class Registry:
         aliases = [r[0] for r in db.execute("SELECT alias FROM aliases WHERE name=? AND version=?", key)]
         tags = [r[0] for r in db.execute("SELECT tag FROM tags WHERE name=? AND version=?", key)]
         parents = [
-            {"ref": f"{r[0]}@{r[1]}", "relation": r[2], "info": json.loads(r[3])}
+            {"ref": f"{r[0]}@{r[1]}", "relation": r[2], "info": _index_json(r[3])}
             for r in db.execute(
                 "SELECT parent_name, parent_version, relation, info FROM parents WHERE name=? AND version=?", key
             )
@@ -427,8 +493,8 @@ class Registry:
             "aliases": aliases,
             "tags": tags,
             "parents": parents,
-            "files": json.loads(row["files"]),
-            "metadata": json.loads(row["metadata"]),
+            "files": _index_json(row["files"]),
+            "metadata": _index_json(row["metadata"]),
         }
 
     def info(self, ref: str | Ref) -> dict[str, Any]:
@@ -499,7 +565,7 @@ class Registry:
                     "SELECT task, algorithm, created, metadata FROM versions WHERE name=? AND version=?",
                     (name, version),
                 ).fetchone()
-                origin = json.loads(row["metadata"]).get("origin", "trained")
+                origin = _index_json(row["metadata"]).get("origin", "trained")
                 graph.add_node(
                     f"{name}@{version}",
                     task=row["task"],
@@ -524,7 +590,7 @@ class Registry:
                             add_node(*other)
                         parent, child = (other, node) if upward else (node, other)
                         graph.add_edge(
-                            f"{parent[0]}@{parent[1]}", f"{child[0]}@{child[1]}", relation=relation, **json.loads(info)
+                            f"{parent[0]}@{parent[1]}", f"{child[0]}@{child[1]}", relation=relation, **_index_json(info)
                         )
         return graph
 
@@ -540,7 +606,7 @@ class Registry:
             rows = db.execute("SELECT name, version, files FROM versions").fetchall()
         checked = 0
         for name, version, files in rows:
-            for filename, entry in json.loads(files).items():
+            for filename, entry in _index_json(files).items():
                 referenced.add(entry["sha256"])
                 try:
                     self._read_object(Ref(name, version), filename, entry)
@@ -594,75 +660,153 @@ class Registry:
         os.replace(tmp, out)
         return refs
 
-    def import_(self, file: str | os.PathLike[str]) -> dict[str, str]:
+    def import_(self, file: str | os.PathLike[str], max_size: int = MAX_IMPORT_BYTES) -> dict[str, str]:
         """Import an archive written by :meth:`export`; returns ``{exported ref: ref in this store}``.
 
-        Refuses, before writing anything, archives with links, directories-as-files, paths other than
-        the manifest and ``objects/<sha256>``, files whose sha256 differs from their name, or weights
-        that are not safetensors. A version whose files already exist under the same name is reused.
+        The archive is streamed: each member's size is checked against ``max_size`` (and the running
+        total too) before it is read, and its sha256 computed while it is copied to a scratch folder.
+        Links, special files, paths other than the manifest and ``objects/<sha256>``, files whose
+        sha256 differs from their name, malformed manifests, skills and data files are refused before
+        anything is written to the store. A version whose files already exist under the same name is reused.
         """
-        blobs: dict[str, bytes] = {}
-        manifest = None
+        self._writable()
+        staging = Path(tempfile.mkdtemp(prefix="import-", dir=self.path / "tmp"))
         try:
-            with tarfile.open(file, "r:*") as tar:
-                for member in tar.getmembers():
-                    if not member.isfile():
-                        raise SkillbankError(f"refusing {file}: member {member.name!r} is a link or special file")
-                    data = tar.extractfile(member).read()
-                    if member.name == EXPORT_MANIFEST:
-                        manifest = json.loads(data)
-                        continue
-                    parts = member.name.split("/")
-                    if len(parts) != 2 or parts[0] != "objects" or not SHA_RE.match(parts[1]):
-                        raise SkillbankError(f"refusing {file}: unexpected member path {member.name!r}")
-                    if sha256_bytes(data) != parts[1]:
-                        raise SkillbankError(f"refusing {file}: {member.name} does not match its sha256")
-                    blobs[parts[1]] = data
-        except (OSError, tarfile.TarError, json.JSONDecodeError) as error:
-            raise SkillbankError(f"{file} is not a skillbank export archive: {error}") from error
-        if manifest is None or manifest.get("format") != "skillbank-export":
-            raise SkillbankError(f"refusing {file}: no {EXPORT_MANIFEST} manifest")
-        entries = manifest["versions"]
-        for entry in entries:
-            validate_name(entry["name"])
-            for filename, file_entry in entry["files"].items():
-                if file_entry["sha256"] not in blobs:
-                    raise SkillbankError(f"refusing {file}: {filename} of {entry['ref']} is missing from the archive")
-            Skill.from_bytes(
-                blobs[entry["files"][DESCRIPTION_FILE]["sha256"]], blobs[entry["files"][WEIGHTS_FILE]["sha256"]]
-            )
-            for parent in entry["parents"]:
-                if parent["ref"] not in {e["ref"] for e in entries}:
-                    raise SkillbankError(
-                        f"refusing {file}: parent {parent['ref']} of {entry['ref']} is not in the archive"
-                    )
+            manifest, staged = _stage_archive(Path(file), staging, max_size)
+            entries = _check_manifest(manifest, staged, file)
+            mapping: dict[str, str] = {}
+            pending = list(entries)
+            while pending:  # parents before children
+                ready = [e for e in pending if all(p["ref"] in mapping for p in e["parents"])]
+                if not ready:
+                    raise SkillbankError(f"refusing {file}: its lineage has a cycle")
+                for entry in ready:
+                    pending.remove(entry)
+                    mapping[entry["ref"]] = self._import_version(entry, staged, mapping)
+            return mapping
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
-        mapping: dict[str, str] = {}
-        pending = list(entries)
-        while pending:  # parents before children
-            ready = [e for e in pending if all(p["ref"] in mapping for p in e["parents"])]
-            if not ready:
-                raise SkillbankError(f"refusing {file}: its lineage has a cycle")
-            for entry in ready:
-                pending.remove(entry)
-                mapping[entry["ref"]] = self._import_version(entry, blobs, mapping)
-        return mapping
-
-    def _import_version(self, entry: dict[str, Any], blobs: dict[str, bytes], mapping: dict[str, str]) -> str:
+    def _import_version(self, entry: dict[str, Any], staged: dict[str, Path], mapping: dict[str, str]) -> str:
         files = entry["files"]
         for existing in self.find(name=entry["name"]):
             if existing["files"] == files:
                 return existing["ref"]
         for file_entry in files.values():
-            self._put_object(blobs[file_entry["sha256"]])
-        for tag in entry["tags"]:
-            validate_name(tag, "tag")
+            final = self._object_path(file_entry["sha256"])
+            if not final.exists():
+                try:
+                    final.parent.mkdir(exist_ok=True)
+                    os.replace(staged[file_entry["sha256"]], final)  # the scratch folder is on the store's disk
+                except OSError as error:
+                    raise write_error(error, final, file_entry["size"]) from None
         parents = []
         for parent in entry["parents"]:
             p_name, p_version = mapping[parent["ref"]].split("@")
-            parents.append((Ref(p_name, int(p_version)), validate_name(parent["relation"], "relation"), parent["info"]))
+            parents.append((Ref(p_name, int(p_version)), parent["relation"], parent["info"]))
         meta = {**entry["metadata"], "imported_from": entry["ref"]}
         return self._insert_version(
             entry["name"], entry["created"], entry["task"], entry["algorithm"], entry["description"],
             meta, files, entry["tags"], parents,
         )  # fmt: skip
+
+
+def _stage_archive(file: Path, staging: Path, max_size: int) -> tuple[Any, dict[str, Path]]:
+    """Stream an export archive's members into ``staging``, checking sizes before reading and sha256s
+    while copying; returns the parsed manifest and the staged files by sha256."""
+    manifest, staged, total = None, {}, 0
+    try:
+        with tarfile.open(file, "r|*") as tar:  # stream mode: one pass, one member in memory at most
+            for member in tar:
+                if not member.isfile():
+                    raise SkillbankError(f"refusing {file}: member {member.name!r} is a link or special file")
+                total += member.size
+                if member.size > max_size or total > max_size:
+                    raise SkillbankError(
+                        f"refusing {file}: member {member.name!r} ({member.size:,} bytes) takes the archive past "
+                        f"--max-size {max_size:,} bytes; raise --max-size if you trust it"
+                    )
+                source = tar.extractfile(member)
+                if member.name == EXPORT_MANIFEST:
+                    if member.size > MAX_MANIFEST_BYTES:
+                        raise SkillbankError(f"refusing {file}: its manifest is {member.size:,} bytes")
+                    manifest = json.loads(source.read())
+                    continue
+                parts = member.name.split("/")
+                if len(parts) != 2 or parts[0] != "objects" or not SHA_RE.match(parts[1]):
+                    raise SkillbankError(f"refusing {file}: unexpected member path {member.name!r}")
+                digest, target = hashlib.sha256(), staging / parts[1]
+                with open(target, "wb") as out:
+                    while chunk := source.read(1 << 20):
+                        digest.update(chunk)
+                        out.write(chunk)
+                if digest.hexdigest() != parts[1]:
+                    raise SkillbankError(f"refusing {file}: {member.name} does not match its sha256")
+                staged[parts[1]] = target
+    except SkillbankError:
+        raise
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EROFS):
+            raise write_error(error, staging, total) from None
+        raise SkillbankError(f"{file} is not a skillbank export archive: {error}") from None
+    except (tarfile.TarError, EOFError, zlib.error, ValueError, TypeError, UnicodeDecodeError) as error:
+        raise SkillbankError(f"{file} is not a skillbank export archive: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "skillbank-export":
+        raise SkillbankError(f"refusing {file}: no {EXPORT_MANIFEST} manifest")
+    return manifest, staged
+
+
+MANIFEST_FIELDS = {
+    "name": str, "ref": str, "created": str, "description": str, "files": dict, "parents": list, "tags": list,
+    "metadata": dict, "task": (str, type(None)), "algorithm": (str, type(None)),
+}  # fmt: skip
+
+
+def _check_manifest(manifest: dict[str, Any], staged: dict[str, Path], file: Any) -> list[dict[str, Any]]:
+    """The manifest's versions, each checked field by field, with its skill and data files parsed."""
+    entries = manifest.get("versions")
+    if not isinstance(entries, list) or not entries:
+        raise SkillbankError(f"refusing {file}: the manifest lists no versions")
+    refs = set()
+    for entry in entries:
+        for key, kind in MANIFEST_FIELDS.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get(key), kind):
+                raise SkillbankError(f"refusing {file}: a version's {key!r} in the manifest is missing or malformed")
+        validate_name(entry["name"])
+        for tag in entry["tags"]:
+            validate_name(tag, "tag")
+        refs.add(entry["ref"])
+    for entry in entries:
+        files = entry["files"]
+        for filename, file_entry in files.items():
+            if filename not in (DESCRIPTION_FILE, WEIGHTS_FILE, *DATA_FILES.values()):
+                raise SkillbankError(f"refusing {file}: {entry['ref']} has an unknown file {filename!r}")
+            if not isinstance(file_entry, dict) or file_entry.get("sha256") not in staged:
+                raise SkillbankError(f"refusing {file}: {filename} of {entry['ref']} is missing from the archive")
+            if file_entry.get("size") != staged[file_entry["sha256"]].stat().st_size:
+                raise SkillbankError(f"refusing {file}: {filename} of {entry['ref']} has another size than listed")
+        if DESCRIPTION_FILE not in files or WEIGHTS_FILE not in files:
+            raise SkillbankError(f"refusing {file}: {entry['ref']} lacks {DESCRIPTION_FILE} or {WEIGHTS_FILE}")
+        description, weights = (staged[files[name]["sha256"]].read_bytes() for name in (DESCRIPTION_FILE, WEIGHTS_FILE))
+        Skill.from_bytes(description, weights)
+        for kind, name in DATA_FILES.items():
+            if name in files:
+                check_data_file(staged[files[name]["sha256"]], kind)
+        for parent in entry["parents"]:
+            if not isinstance(parent, dict) or not isinstance(parent.get("ref"), str) or parent["ref"] not in refs:
+                raise SkillbankError(f"refusing {file}: a parent of {entry['ref']} is not in the archive")
+            validate_name(parent.get("relation"), "relation")
+            if not isinstance(parent.get("info", {}), dict):
+                raise SkillbankError(f"refusing {file}: a lineage edge of {entry['ref']} is malformed")
+            parent.setdefault("info", {})
+    return entries
+
+
+def check_data_file(path: Path, kind: str) -> None:
+    """A stored replay buffer or rollouts file's structure (names, shapes, dtypes), read without its data."""
+    from skillbank.evaluate import check_rollouts
+
+    if kind == "replay":
+        ReplayBuffer.check_hdf5(path)
+    else:
+        check_rollouts(path)

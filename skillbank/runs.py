@@ -117,6 +117,10 @@ class Run:
         if checkpoint_every <= 0 or (eval_every is not None and eval_every <= 0):
             raise SkillbankError("--checkpoint-every and the evaluation interval must be positive")
         latest = checkpoint.latest(self.path)
+        if latest is None and list((self.path / "checkpoints").glob("step-*")):
+            raise SkillbankError(
+                f"no checkpoint in {self.path / 'checkpoints'} is usable; remove that folder to start the run over"
+            )
         if latest is not None:
             exact = checkpoint.restore(algo, latest)
             note = "" if exact else " (the environment's state is unknown: a fresh episode starts)"

@@ -8,6 +8,7 @@ the safetensors format cannot carry code, so loading never unpickles anything).
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,129 @@ def build_sampler(spec: dict[str, Any], obs_dim: int, act_dim: int) -> nn.Module
     return SAMPLERS[spec["type"]](obs_dim, act_dim, spec["hidden"])
 
 
+MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights: far above any skill here, far below a machine's memory
+MAX_WIDTH, MAX_LAYERS, MAX_PARTS, MAX_DEPTH, MAX_DIM = 1_000_000, 64, 64, 8, 100_000
+MAX_HEADER = 16 << 20  # bytes of a safetensors header
+
+
+def _count(value: Any, what: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise SkillFormatError(f"{DESCRIPTION_FILE}: {what} must be a whole number in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _bounded(spec: Any, where: str, depth: int = 0, parts: list[int] | None = None) -> None:
+    """Refuse network descriptions too deep, too wide or too many to build, before building them."""
+    parts = [0] if parts is None else parts
+    if not isinstance(spec, dict):
+        raise SkillFormatError(f"{DESCRIPTION_FILE}: {where} must be an object, got {type(spec).__name__}")
+    if depth > MAX_DEPTH:
+        raise SkillFormatError(f"{DESCRIPTION_FILE}: {where} nests composites more than {MAX_DEPTH} deep")
+    if "hidden" in spec:
+        hidden = spec["hidden"]
+        if not isinstance(hidden, list) or not 1 <= len(hidden) <= MAX_LAYERS:
+            raise SkillFormatError(f"{DESCRIPTION_FILE}: {where}.hidden must be a list of 1 to {MAX_LAYERS} widths")
+        for width in hidden:
+            _count(width, f"{where}.hidden", 1, MAX_WIDTH)
+    if "critics" in spec:
+        _count(spec["critics"], f"{where}.critics", 1, 16)
+    children = list(spec.get("parts") or []) + ([spec["correction"]] if spec.get("correction") else [])
+    if not isinstance(spec.get("parts", []), list):
+        raise SkillFormatError(f"{DESCRIPTION_FILE}: {where}.parts must be a list")
+    parts[0] += len(children)
+    if parts[0] > MAX_PARTS:
+        raise SkillFormatError(f"{DESCRIPTION_FILE}: the networks have more than {MAX_PARTS} parts")
+    for i, child in enumerate(children):
+        _bounded(child, f"{where}.parts[{i}]", depth + 1, parts)
+
+
+def parse_description(description: bytes) -> tuple[dict[str, Any], dict[str, Any], int, int]:
+    """``skill.json`` checked: the description, its network specs and the observation and action sizes."""
+    try:
+        info = json.loads(description)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise SkillFormatError(f"{DESCRIPTION_FILE} is not valid JSON ({error})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("networks"), dict):
+        raise SkillFormatError(f"{DESCRIPTION_FILE} is not a skill description (no networks)")
+    if not isinstance(info.get("format_version", 0), int) or info.get("format_version", 0) > FORMAT_VERSION:
+        raise SkillFormatError(
+            f"skill format {info.get('format_version')!r} is newer than this skillbank's ({FORMAT_VERSION}); upgrade it"
+        )
+    dims = []
+    for key in ("observation_space", "action_space"):
+        space = info.get(key)
+        if not isinstance(space, dict) or not isinstance(space.get("shape"), list) or not space["shape"]:
+            raise SkillFormatError(f"{DESCRIPTION_FILE}: {key} must have a shape (a list of sizes)")
+        size = int(np.prod([_count(n, f"{key}.shape", 1, MAX_DIM) for n in space["shape"]]))
+        for bound in ("low", "high"):
+            values = np.asarray(space.get(bound), dtype=object).ravel()
+            if values.size != size or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                raise SkillFormatError(f"{DESCRIPTION_FILE}: {key}.{bound} must hold {size} numbers")
+        dims.append(_count(size, f"{key} size", 1, MAX_DIM))
+    for key in ("alpha", "gamma"):
+        if not isinstance(info.get(key), int | float) or isinstance(info.get(key), bool):
+            raise SkillFormatError(f"{DESCRIPTION_FILE}: {key} must be a number, got {info.get(key)!r}")
+    networks = info.pop("networks")
+    for key in ("q", "sampler"):
+        _bounded(networks.get(key), f"networks.{key}")
+    return info, networks, dims[0], dims[1]
+
+
+def expected_tensors(networks: dict[str, Any], obs_dim: int, act_dim: int) -> dict[str, tuple[int, ...]]:
+    """The weight tensors (name -> shape) the described networks have, built on the ``meta`` device
+    (no memory), refused when they would hold more than :data:`MAX_PARAMETERS` numbers."""
+    try:
+        with torch.device("meta"):
+            q = build_q(networks["q"], obs_dim, act_dim)
+            sampler = build_sampler(networks["sampler"], obs_dim, act_dim)
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as error:
+        raise SkillFormatError(f"{DESCRIPTION_FILE} is not a valid skill description ({error!r})") from None
+    shapes = {f"q.{k}": tuple(v.shape) for k, v in q.state_dict().items()}
+    shapes.update({f"sampler.{k}": tuple(v.shape) for k, v in sampler.state_dict().items()})
+    total = sum(math.prod(shape) for shape in shapes.values())
+    if total > MAX_PARAMETERS:
+        raise SkillFormatError(
+            f"{DESCRIPTION_FILE} declares networks of {total:,} parameters ({4 * total / 1e9:.1f} GB), more than "
+            f"skillbank loads ({MAX_PARAMETERS:,}); refusing it before allocating anything"
+        )
+    return shapes
+
+
+def safetensors_header(data: bytes, name: str) -> dict[str, Any]:
+    """The tensors a safetensors file declares (name -> dtype, shape, offsets), read without loading them."""
+    if len(data) < 10:
+        raise SkillFormatError(f"{name} is too short to be a safetensors file")
+    (length,) = struct.unpack("<Q", data[:8])
+    if length > min(MAX_HEADER, len(data) - 8):
+        raise SkillFormatError(f"{name} is not a safetensors file (its header length {length} is out of range)")
+    try:
+        header = json.loads(data[8 : 8 + length])
+    except (ValueError, UnicodeDecodeError):
+        raise SkillFormatError(f"{name} is not a safetensors file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise SkillFormatError(f"{name} is not a safetensors file (its header is not an object)")
+    header.pop("__metadata__", None)
+    return header
+
+
+def check_header(header: dict[str, Any], expected: dict[str, tuple[int, ...]], name: str, dtypes=("F32",)) -> None:
+    """Every expected tensor present with its shape and a float dtype, and no other."""
+    missing, unexpected = sorted(set(expected) - set(header)), sorted(set(header) - set(expected))
+    if missing or unexpected:
+        raise SkillFormatError(
+            f"{name} does not match the networks described: missing {', '.join(missing) or 'nothing'}; "
+            f"unexpected {', '.join(unexpected) or 'nothing'}"
+        )
+    for tensor, shape in expected.items():
+        entry = header[tensor]
+        if not isinstance(entry, dict) or entry.get("dtype") not in dtypes or tuple(entry.get("shape", ())) != shape:
+            found = entry.get("dtype") if isinstance(entry, dict) else entry
+            found_shape = entry.get("shape") if isinstance(entry, dict) else None
+            raise SkillFormatError(
+                f"{name}: tensor {tensor} is {found} {found_shape}, the description needs {dtypes[0]} {list(shape)}"
+            )
+
+
 def refuse_pickle(data: bytes, name: str) -> None:
     """Raise before parsing if ``data`` looks like a pickle or a ``torch.save`` archive."""
     if data[:1] == b"\x80" or data[:2] == b"PK":
@@ -66,11 +190,6 @@ def refuse_pickle(data: bytes, name: str) -> None:
             f"{name} is a pickle or torch.save archive; skillbank loads weights only from safetensors "
             "files, never by unpickling. Re-save the weights with safetensors.torch.save_file."
         )
-    if len(data) < 10:
-        raise SkillFormatError(f"{name} is too short to be a safetensors file")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > len(data) - 8 or data[8:9] != b"{":
-        raise SkillFormatError(f"{name} is not a safetensors file (bad header)")
 
 
 class Skill(nn.Module):
@@ -201,32 +320,22 @@ class Skill(nn.Module):
 
     @classmethod
     def from_bytes(cls, description: bytes, weights: bytes) -> Skill:
-        """Rebuild a skill from the two files' contents, refusing pickles and malformed files."""
-        try:
-            info = json.loads(description)
-            networks = info.pop("networks")
-            obs_dim = int(np.prod(info["observation_space"]["shape"]))
-            act_dim = int(np.prod(info["action_space"]["shape"]))
-            q = build_q(networks["q"], obs_dim, act_dim)
-            sampler = build_sampler(networks["sampler"], obs_dim, act_dim)
-        except (ValueError, KeyError, TypeError) as error:
-            raise SkillFormatError(f"{DESCRIPTION_FILE} is not a valid skill description ({error!r})") from error
-        if info.get("format_version", 0) > FORMAT_VERSION:
-            raise SkillFormatError(
-                f"skill format {info['format_version']} is newer than this skillbank's ({FORMAT_VERSION}); upgrade it"
-            )
+        """Rebuild a skill from the two files' contents. Everything is checked before anything is
+        allocated: the description's structure and size (its networks are first built on PyTorch's
+        ``meta`` device, which allocates nothing), then the weights' header against those networks,
+        tensor by tensor; pickles and malformed files are refused with a :class:`SkillFormatError`."""
+        info, networks, obs_dim, act_dim = parse_description(description)
+        expected = expected_tensors(networks, obs_dim, act_dim)
         refuse_pickle(weights, WEIGHTS_FILE)
+        check_header(safetensors_header(weights, WEIGHTS_FILE), expected, WEIGHTS_FILE)
         try:
             tensors = load_safetensors(weights)
         except Exception as error:  # safetensors raises its own SafetensorError
             raise SkillFormatError(f"{WEIGHTS_FILE} could not be read as safetensors: {error}") from error
-        skill = cls(q, sampler, info)
-        try:
-            skill.load_state_dict(tensors, strict=True)
-        except RuntimeError as error:
-            raise SkillFormatError(
-                f"{WEIGHTS_FILE} does not match the networks in {DESCRIPTION_FILE}: {error}"
-            ) from error
+        skill = cls(
+            build_q(networks["q"], obs_dim, act_dim), build_sampler(networks["sampler"], obs_dim, act_dim), info
+        )
+        skill.load_state_dict(tensors, strict=True)  # names, shapes and dtypes were checked above
         return skill
 
     @classmethod

@@ -169,8 +169,10 @@ def load_task(ref: str) -> Task:
     path = find_task(ref)
     try:
         data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
     try:
         unknown_keys(data, SECTIONS, "section")
     except ConfigError as error:

@@ -78,3 +78,22 @@ def test_plot_draws_an_ant_skill_over_its_arena(tmp_path):
     out = tmp_path / "arena.png"
     assert main(["plot", "umaze-tiny", "--out", str(out), "--episodes", "2", "--store", str(store)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_a_finetuning_run_resumes_bit_for_bit(tmp_path):
+    from skillbank.finetune import build_finetune, finetune_spec
+    from skillbank.runs import Run
+
+    store = tmp_path / "store"
+    registry = Registry(store)
+    ref = registry.register(walker(SQL).skill, "walker")
+    spec = finetune_spec(registry.load(ref), "ant-umaze", steps=240, seed=1, warmup=60, anneal_alpha_to=0.1,
+                         anneal_steps=200, store=store)  # fmt: skip
+    whole = build_finetune(spec)
+    Run(tmp_path / "whole", spec).train(whole, 240, checkpoint_every=80)
+    first = build_finetune(spec)
+    Run(tmp_path / "split", spec).train(first, 160, checkpoint_every=80)
+    second = build_finetune(spec)  # as after a restart: pretrained weights again, then the checkpoint over them
+    Run(tmp_path / "split", spec).train(second, 240, checkpoint_every=80)
+    a, b = whole.state_tensors(), second.state_tensors()
+    assert all(torch.equal(a[k], b[k]) for k in a) and second.skill.alpha == whole.skill.alpha != 1.0
