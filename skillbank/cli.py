@@ -37,10 +37,11 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def _registry(args: argparse.Namespace):
+def _registry(args: argparse.Namespace, create: bool = True):
+    """The store of ``--store``; the reading commands pass ``create=False``: a path with no store is an error."""
     from skillbank.registry import Registry
 
-    return Registry(args.store)
+    return Registry(args.store, create=create)
 
 
 # ----- commands ---------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from skillbank.evaluate import evaluate
 
-    registry = _registry(args)
+    registry = _registry(args, create=False)
     skill = registry.load(args.ref)
     summary = {"ref": skill.ref, **evaluate(skill, args.episodes, seed=args.seed)}
     if args.json:
@@ -180,7 +181,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from skillbank.evaluate import make_skill_env, rollouts
     from skillbank.plot import plot_arena, plot_bound_maps, plot_multigoal
 
-    skill = _registry(args).load(args.ref)
+    skill = _registry(args, create=False).load(args.ref)
     out = args.out or Path(skill.ref.replace("@", "-v") + ".png")
     arena = "x_position" in make_skill_env(skill).reset(seed=0)[1]  # a task that reports where the body is
     try:
@@ -221,7 +222,7 @@ def _table(rows: list[list[str]], right: Sequence[int] = ()) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    registry = _registry(args)
+    registry = _registry(args, create=False)
     rows = registry.list()
     if args.json:
         _print_json(rows)
@@ -238,7 +239,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    info = _registry(args).info(args.ref)
+    info = _registry(args, create=False).info(args.ref)
     if args.json:
         _print_json(info)
         return 0
@@ -285,7 +286,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
-    graph = _registry(args).lineage(args.ref)
+    graph = _registry(args, create=False).lineage(args.ref)
     for node, data in graph.nodes(data=True):
         parents = [f"{data_['relation']} {parent}" for parent, _, data_ in graph.in_edges(node, data=True)]
         print(f"{node}  [{data['origin']}, {data['task']}, {data['algorithm']}]  {'; '.join(parents)}")
@@ -297,7 +298,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = _registry(args).verify()
+    report = _registry(args, create=False).verify()
     if args.json:
         _print_json(report)
     else:
@@ -311,13 +312,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    refs = _registry(args).export(args.ref, args.file)
+    refs = _registry(args, create=False).export(args.ref, args.file)
     print(f"exported {', '.join(refs)} to {args.file}")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    mapping = _registry(args).import_(args.file)
+    mapping = _registry(args).import_(args.file, max_size=args.max_size)
     for source, target in mapping.items():
         print(f"{source} -> {target}")
     return 0
@@ -395,7 +396,7 @@ def _print_grid(summary: dict[str, Any], composite: str) -> None:
 def cmd_bound(args: argparse.Namespace) -> int:
     from skillbank.bounds import bound_mean
 
-    registry = _registry(args)
+    registry = _registry(args, create=False)
     skills = [registry.load(ref) for ref in args.refs]
     summary = bound_mean(
         skills, args.weights, registry.replay_union([s.ref for s in skills]), sampled=args.sampled,
@@ -616,7 +617,20 @@ def _composition_commands(add: Add) -> None:
     )
 
 
+def _size(value: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    try:
+        number = int(float(value[:-1]) * units[value[-1].upper()]) if value[-1:].upper() in units else int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in bytes (e.g. 500M or 2G), got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value!r}")
+    return number
+
+
 def _store_commands(add: Add) -> None:
+    from skillbank.registry import MAX_IMPORT_BYTES
+
     p = add("demo", "compose the shipped east and north skills, evaluate, bound and plot them", cmd_demo)
     p.add_argument("--out", type=Path, default=Path("demo"), help="folder for figures and summary (default demo/)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -650,6 +664,9 @@ def _store_commands(add: Add) -> None:
 
     p = add("import", "import an archive written by export", cmd_import)
     p.add_argument("file", type=Path, help="archive to read")
+    p.add_argument("--max-size", type=_size, default=MAX_IMPORT_BYTES, metavar="BYTES",
+                   help=f"refuse an archive larger than this, in all or in one member (default "
+                        f"{MAX_IMPORT_BYTES >> 30} GiB; suffixes K, M, G)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -213,10 +213,16 @@ class Registry:
         except UnicodeDecodeError as error:  # a text column that is not UTF-8: the index is corrupt
             raise IntegrityError(f"the store's index {self.db_path} is corrupt ({error}); restore it") from None
         except sqlite3.DatabaseError as error:
-            full = isinstance(error, sqlite3.OperationalError) and "full" in str(error)
-            raise (SkillbankError if full else IntegrityError)(
-                f"the store's index {self.db_path} is unreadable or could not be written ({error}); "
-                + ("free some space and try again" if full else "restore the store from an export or a backup")
+            # SQLite reports a full disk as "database or disk is full", or as a disk I/O error.
+            full = isinstance(error, sqlite3.OperationalError) and (
+                "full" in str(error) or shutil.disk_usage(self.path).free < 1 << 20
+            )
+            if full:
+                raise SkillbankError(
+                    f"no space left on the device writing {self.db_path} ({error}); free some space and try again"
+                ) from None
+            raise IntegrityError(
+                f"the store's index {self.db_path} is unreadable ({error}); restore it from an export or a backup"
             ) from None
         finally:
             db.close()
