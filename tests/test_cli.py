@@ -79,6 +79,7 @@ def test_registry_commands(trained_store, tmp_path, capsys):
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(args, message, tmp_path):
+    Registry(tmp_path / "store")  # an empty store: the reading commands refuse a path with none
     result = run(*args, "--store", str(tmp_path / "store"))
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
