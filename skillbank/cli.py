@@ -629,7 +629,7 @@ def _size(value: str) -> int:
 
 
 def _store_commands(add: Add) -> None:
-    from skillbank.registry import MAX_IMPORT_BYTES
+    from skillbank.archive import MAX_IMPORT_BYTES
 
     p = add("demo", "compose the shipped east and north skills, evaluate, bound and plot them", cmd_demo)
     p.add_argument("--out", type=Path, default=Path("demo"), help="folder for figures and summary (default demo/)")
