@@ -108,6 +108,15 @@ def _index_json(text: Any) -> Any:
     return value
 
 
+def _file_entries(text: Any, ref: Ref) -> dict[str, dict[str, Any]]:
+    """A version's files column: ``{filename: {"sha256", "size"}}``, each entry checked."""
+    files = _index_json(text)
+    for filename, entry in files.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and SHA_RE.match(entry["sha256"])):
+            raise IntegrityError(f"the index's entry for {filename} of {ref} is malformed; restore it from a backup")
+    return files
+
+
 def write_error(error: OSError, path: Path, needed: int) -> SkillbankError:
     """A failed write as one line naming the path and, for a full disk, the space needed and free."""
     if error.errno == errno.ENOSPC:
@@ -430,6 +439,8 @@ class Registry:
         """Load a skill after checking every file's sha256; never unpickles."""
         target = self.resolve(ref)
         files = self._files(target)
+        if DESCRIPTION_FILE not in files or WEIGHTS_FILE not in files:
+            raise IntegrityError(f"the index lists no {DESCRIPTION_FILE} or {WEIGHTS_FILE} for {target}; restore it")
         skill = Skill.from_bytes(
             self._read_object(target, DESCRIPTION_FILE, files[DESCRIPTION_FILE]),
             self._read_object(target, WEIGHTS_FILE, files[WEIGHTS_FILE]),
@@ -440,7 +451,7 @@ class Registry:
     def _files(self, target: Ref) -> dict[str, dict[str, Any]]:
         with self._connect() as db:
             row = db.execute("SELECT files FROM versions WHERE name=? AND version=?", (target.name, target.version))
-            return _index_json(row.fetchone()[0])
+            return _file_entries(row.fetchone()[0], target)
 
     @contextmanager
     def open_data(self, ref: str | Ref, kind: str = "replay") -> Iterator[h5py.File]:
@@ -497,7 +508,7 @@ class Registry:
             "aliases": aliases,
             "tags": tags,
             "parents": parents,
-            "files": _index_json(row["files"]),
+            "files": _file_entries(row["files"], Ref(row["name"], row["version"])),
             "metadata": _index_json(row["metadata"]),
         }
 
@@ -610,7 +621,12 @@ class Registry:
             rows = db.execute("SELECT name, version, files FROM versions").fetchall()
         checked = 0
         for name, version, files in rows:
-            for filename, entry in _index_json(files).items():
+            try:
+                entries = _file_entries(files, Ref(name, version))
+            except IntegrityError as error:
+                problems.append(str(error))
+                continue
+            for filename, entry in entries.items():
                 referenced.add(entry["sha256"])
                 try:
                     self._read_object(Ref(name, version), filename, entry)
