@@ -188,9 +188,12 @@ class Registry:
             (schema,) = db.execute("PRAGMA user_version").fetchone()
             if schema > SCHEMA_VERSION:
                 raise SkillbankError(f"{self.path} was written by a newer skillbank (schema {schema}); upgrade it")
-            if schema == 0 and not self.read_only:  # only a new store is written to here
-                db.executescript(SCHEMA)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if schema == 0:  # a new store, the only one written to here; tables without a version are a corrupt one
+                if db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'versions'").fetchone()[0]:
+                    raise IntegrityError(f"the store's index {self.db_path} has lost its schema version; restore it")
+                if not self.read_only:
+                    db.executescript(SCHEMA)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _writable(self) -> None:
         if self.read_only:
