@@ -29,6 +29,17 @@ def _at_least_one(value: str) -> int:
     return number
 
 
+def _size(value: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    try:
+        number = int(float(value[:-1]) * units[value[-1].upper()]) if value[-1:].upper() in units else int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in bytes (e.g. 500M or 2G), got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value!r}")
+    return number
+
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -615,17 +626,6 @@ def _composition_commands(add: Add) -> None:
     p.add_argument(
         "--fits", type=_positive, default=FITS, help=f"bootstrap fits of the sampled estimate (default {FITS})"
     )
-
-
-def _size(value: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    try:
-        number = int(float(value[:-1]) * units[value[-1].upper()]) if value[-1:].upper() in units else int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size in bytes (e.g. 500M or 2G), got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value!r}")
-    return number
 
 
 def _store_commands(add: Add) -> None:
