@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from skillbank.buffer import ReplayBuffer
-from skillbank.errors import SkillbankError
-from skillbank.registry import DATA_FILES, EXPORT_MANIFEST, SHA_RE, validate_name, write_error
+from skillbank.errors import SkillbankError, write_error
+from skillbank.registry import DATA_FILES, EXPORT_MANIFEST, SHA_RE, validate_name
 from skillbank.skill import DESCRIPTION_FILE, WEIGHTS_FILE, Skill
 
 MAX_IMPORT_BYTES = 4 << 30  # an archive's default cap, in all and per member (--max-size)

@@ -13,6 +13,19 @@ from skillbank.errors import SkillbankError, SkillFormatError
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals")
 
+MAX_ROWS = 50_000_000  # rows of an HDF5 dataset skillbank reads
+
+
+def dataset(f: h5py.File, name: str, ndim: int, kinds: str = "fiu", rows: int | None = None) -> h5py.Dataset:
+    """``f[name]`` checked before reading: a dataset of ``ndim`` dimensions, a numeric dtype, at most
+    :data:`MAX_ROWS` rows (exactly ``rows`` where given)."""
+    item = f.get(name)
+    if not isinstance(item, h5py.Dataset) or item.ndim != ndim or item.dtype.kind not in kinds:
+        raise SkillFormatError(f"{f.filename}: {name!r} must be a {ndim}-D numeric dataset")
+    if item.shape[0] > MAX_ROWS or (rows is not None and item.shape[0] != rows):
+        raise SkillFormatError(f"{f.filename}: {name!r} has {item.shape[0]} rows, expected {rows or f'<= {MAX_ROWS}'}")
+    return item
+
 
 class ReplayBuffer:
     """A ring buffer of transitions ``(s, a, r, s', terminal)`` with actions in [-1, 1]^d."""
@@ -79,8 +92,6 @@ class ReplayBuffer:
     @staticmethod
     def _datasets(f: h5py.File) -> tuple[int, int, int, dict[str, h5py.Dataset]]:
         """The fields of a file written by :meth:`save_hdf5`, checked (names, shapes, dtypes), unread."""
-        from skillbank.evaluate import dataset
-
         dims = [f.attrs.get(k) for k in ("obs_dim", "act_dim")]
         if not all(isinstance(d, np.integer | int) and 0 < int(d) <= 100_000 for d in dims):
             raise SkillFormatError(f"{f.filename}: obs_dim and act_dim must be positive whole numbers")

@@ -29,8 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import load, save_file
 
-from skillbank.errors import SkillbankError
-from skillbank.registry import write_error
+from skillbank.errors import SkillbankError, write_error
 from skillbank.skill import check_header, safetensors_header
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import torch
 
-from skillbank.buffer import ReplayBuffer
+from skillbank.buffer import MAX_ROWS, ReplayBuffer, dataset
 from skillbank.envs import make_task_env
 from skillbank.errors import SkillbankError, SkillFormatError
 from skillbank.registry import Parent, Registry
@@ -116,20 +116,6 @@ def save_rollouts(paths: list[Rollout], file: str | Path) -> Path:
         f.create_dataset("episode_return", data=np.array([p.episode_return for p in paths]))
         f.create_dataset("goal", data=np.array([p.goal for p in paths]))
     return Path(file)
-
-
-MAX_ROWS = 50_000_000  # rows of an HDF5 dataset skillbank reads
-
-
-def dataset(f: h5py.File, name: str, ndim: int, kinds: str = "fiu", rows: int | None = None) -> h5py.Dataset:
-    """``f[name]`` checked before reading: a dataset of ``ndim`` dimensions, a numeric dtype, at most
-    :data:`MAX_ROWS` rows (exactly ``rows`` where given)."""
-    item = f.get(name)
-    if not isinstance(item, h5py.Dataset) or item.ndim != ndim or item.dtype.kind not in kinds:
-        raise SkillFormatError(f"{f.filename}: {name!r} must be a {ndim}-D numeric dataset")
-    if item.shape[0] > MAX_ROWS or (rows is not None and item.shape[0] != rows):
-        raise SkillFormatError(f"{f.filename}: {name!r} has {item.shape[0]} rows, expected {rows or f'<= {MAX_ROWS}'}")
-    return item
 
 
 def _rollout_datasets(f: h5py.File) -> dict[str, Any]:

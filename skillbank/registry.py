@@ -14,7 +14,6 @@ never reused. ``latest`` is the highest version; other aliases are set by users.
 from __future__ import annotations
 
 import difflib
-import errno
 import hashlib
 import io
 import json
@@ -39,7 +38,7 @@ import networkx as nx
 import safetensors.torch
 
 from skillbank.buffer import ReplayBuffer
-from skillbank.errors import IntegrityError, NotFoundError, SkillbankError
+from skillbank.errors import IntegrityError, NotFoundError, SkillbankError, write_error
 from skillbank.skill import DESCRIPTION_FILE, WEIGHTS_FILE, Skill
 
 STORE_ENV = "SKILLBANK_STORE"
@@ -115,19 +114,6 @@ def _file_entries(text: Any, ref: Ref) -> dict[str, dict[str, Any]]:
         if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and SHA_RE.match(entry["sha256"])):
             raise IntegrityError(f"the index's entry for {filename} of {ref} is malformed; restore it from a backup")
     return files
-
-
-def write_error(error: OSError, path: Path, needed: int) -> SkillbankError:
-    """A failed write as one line naming the path and, for a full disk, the space needed and free."""
-    if error.errno == errno.ENOSPC:
-        free = shutil.disk_usage(path.parent if path.parent.exists() else Path(".")).free
-        return SkillbankError(
-            f"no space left on the device writing {path}: it needs {needed:,} bytes and {free:,} are free; free some "
-            "space and try again (nothing was registered)"
-        )
-    if error.errno == errno.EROFS:
-        return SkillbankError(f"{path} is on a read-only filesystem; use a store of your own (--store PATH)")
-    return SkillbankError(f"could not write {path}: {error.strerror or error}")
 
 
 def sha256_bytes(data: bytes) -> str:
