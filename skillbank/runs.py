@@ -75,14 +75,6 @@ class Run:
         """The run's id: a digest of what it trains, the same for every rerun of the same command."""
         return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:16]
 
-    @property
-    def finished(self) -> bool:
-        return (self.path / FINISHED_FILE).is_file()
-
-    def result(self) -> dict[str, Any]:
-        """What ``finished.json`` recorded (the final metrics and wall time)."""
-        return json.loads((self.path / FINISHED_FILE).read_text())
-
     def metrics(self) -> list[dict[str, float]]:
         file = self.path / METRICS_FILE
         return read_metrics(file) if file.is_file() else []
