@@ -12,10 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from skillbank.buffer import ReplayBuffer
-from skillbank.compose import check_compatible, combined_task
+from skillbank.certified import EPISODES, PARTICLES, certified_interval, data_interval
+from skillbank.compose import check_compatible, combined_task, compose
 from skillbank.composite import operator_weights
 from skillbank.envs import MULTIGOAL_ID, make_task_env
 from skillbank.errors import SkillbankError
@@ -23,12 +26,106 @@ from skillbank.grid_bounds import ACTION_POINTS, SPACING, BoundReport, bound_rep
 from skillbank.sampled_bounds import FIT_STEPS, FITS, sample_bounds, sample_verdict
 from skillbank.skill import Skill
 
-GRID_OPERATORS = ("sum", "mean", "dc")  # composites whose base is the weighted mean the bounds are about
+GRID_OPERATORS = ("sum", "mean")  # the composites that are the weighted mean the bounds are about
 
 
 def has_grid(skill: Skill) -> bool:
     """Whether the exact solver applies: a 2-D MultiGoal task."""
     return skill.action_dim == 2 and skill.description.get("task", {}).get("env_id") == MULTIGOAL_ID
+
+
+def relabeller(task: dict[str, Any]):
+    """The combined reward of replay transitions, where the task can compute it from them (MultiGoal,
+    whose observation is the position), else None."""
+    if task.get("env_id") != MULTIGOAL_ID:
+        return None
+    env = make_task_env(task).unwrapped
+
+    def relabel(obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        reward, _ = env.reward(next_obs.double().numpy(), actions.double().numpy())
+        return torch.as_tensor(reward)
+
+    return relabel
+
+
+def union_transitions(replay: ReplayBuffer | None) -> tuple[torch.Tensor, ...] | None:
+    """``(obs, actions, next_obs, terminals)`` of a replay union."""
+    if replay is None:
+        return None
+    n = len(replay)
+    return replay.observations[:n], replay.actions[:n], replay.next_observations[:n], replay.terminals[:n]
+
+
+def certify(
+    composite: Skill,
+    constituents: Sequence[Skill],
+    replay: ReplayBuffer | None,
+    tolerance: float | None = None,
+    episodes: int = EPISODES,
+    particles: int = PARTICLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """:func:`skillbank.certified.certified_interval` of a composite on its combined task, from its
+    constituents and their replay union."""
+    task = composite.description["task"]
+    return certified_interval(
+        composite, constituents, lambda horizon: make_task_env(task, max_episode_steps=horizon),
+        union_transitions(replay), relabeller(task), tolerance=tolerance, episodes=episodes, particles=particles,
+        seed=seed,
+    )  # fmt: skip
+
+
+def place_multigoal(env: Any, state: np.ndarray) -> None:
+    """Put a MultiGoal environment's point at ``state``."""
+    env.restore_checkpoint_state({"position": np.asarray(state, dtype=np.float64)})
+
+
+@torch.no_grad()
+def coverage_on_grid(
+    composite: Skill,
+    replay: ReplayBuffer,
+    interval: dict[str, Any],
+    points: int = 500,
+    rollouts_per_point: int = 4,
+    spacing: float = SPACING,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """How often the certified interval for ``Q*_C`` (:func:`skillbank.certified.data_interval`) at
+    ``points`` of the replay union's transitions holds against the exact optimum of the grid solver,
+    its mean width and the mean true error ``|Q*_C - Q|`` there."""
+    from skillbank.oracle import GridModel
+
+    task = composite.description["task"]
+    env = make_task_env(task).unwrapped
+    grid = GridModel(env, spacing, ACTION_POINTS)
+    v_star = grid.solve(grid.reward(env), composite.alpha, composite.gamma).v
+    obs, actions, next_obs, terminals = union_transitions(replay)
+    keep = torch.randperm(len(obs), generator=torch.Generator().manual_seed(seed + 1))[:points]
+    obs, actions, next_obs, terminals = obs[keep], actions[keep], next_obs[keep], terminals[keep]
+    rewards = relabeller(task)(obs, actions, next_obs)
+    low, high = data_interval(
+        composite, (obs, actions, rewards, next_obs, terminals), lambda h: make_task_env(task, max_episode_steps=h),
+        place_multigoal, interval["lo"], interval["hi"], rollouts_per_point=rollouts_per_point,
+        particles=interval["particles"], seed=seed,
+    )  # fmt: skip
+    truth = rewards + composite.gamma * (1 - terminals.double()) * grid.interpolate(v_star, next_obs.double().numpy())
+    q = composite.q.values(obs.float(), actions.float().unsqueeze(1))[:, 0].double()
+    covered = (truth >= low) & (truth <= high)
+    error = (truth - q).abs()
+    return {
+        "points": len(obs),
+        "rollouts_per_point": rollouts_per_point,
+        "coverage": float(covered.double().mean()),
+        "mean_width": float((high - low).mean()),
+        "median_width": float((high - low).median()),
+        "mean_true_error": float(error.mean()),
+        "width_over_error": float((high - low).mean() / error.mean()),
+        "positions": obs.numpy(),
+        "covered": covered.numpy(),
+        "true_error": (truth - q).numpy(),
+        "low_gap": (truth - low).numpy(),
+        "high_gap": (high - truth).numpy(),
+    }
 
 
 def constituent_envs(skills: Sequence[Skill]) -> list[Any]:
@@ -85,14 +182,35 @@ def bound_mean(
     weights = operator_weights("mean", weights, len(skills))
     summary: dict[str, Any] = {"constituents": [getattr(s, "ref", None) for s in skills], "weights": weights}
     if sampled or not has_grid(skills[0]):
-        return {**summary, **sampled_bounds(skills, weights, replay, tolerance, steps, fits, progress)}
-    combined = make_task_env(combined_task(skills, "mean", weights)).unwrapped
-    report = bound_report(
-        [s.q for s in skills], combined, skills[0].alpha, skills[0].gamma, weights,
-        constituent_envs=constituent_envs(skills), region=None if replay is None else replay.observations.numpy(),
-        spacing=spacing, action_points=action_points, tolerance=tolerance,
-    )  # fmt: skip
-    return {**summary, "method": "grid", **report.summary}
+        summary.update(sampled_bounds(skills, weights, replay, tolerance, steps, fits, progress))
+    else:
+        combined = make_task_env(combined_task(skills, "mean", weights)).unwrapped
+        report = bound_report(
+            [s.q for s in skills], combined, skills[0].alpha, skills[0].gamma, weights,
+            constituent_envs=constituent_envs(skills), region=None if replay is None else replay.observations.numpy(),
+            spacing=spacing, action_points=action_points, tolerance=tolerance,
+        )  # fmt: skip
+        summary.update({"method": "grid", **report.summary})
+    return with_certificate(summary, compose(skills, "mean", weights), skills, replay, tolerance)
+
+
+def with_certificate(
+    summary: dict[str, Any],
+    composite: Skill,
+    constituents: Sequence[Skill],
+    replay: ReplayBuffer | None,
+    tolerance: float | None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``summary`` with the certified interval added and its verdict as the verdict; the composition
+    bounds' own verdict, which holds only for exact constituents, is kept as ``verdict_if_exact``."""
+    if "verdict" in summary:
+        if_exact = dict(summary.pop("verdict"))
+        if_exact["advice"] = "if the constituents were exact (learned ones are not): " + if_exact["advice"]
+        summary["verdict_if_exact"] = if_exact
+    summary["certified"] = certify(composite, constituents, replay, tolerance, seed=seed)
+    summary["verdict"] = summary["certified"]["verdict"]
+    return summary
 
 
 def composite_report(
@@ -102,8 +220,9 @@ def composite_report(
     tolerance: float | None = None,
     spacing: float = SPACING,
 ) -> BoundReport | None:
-    """The exact bound report of a composite (its base weighted mean) on its grid, or None where
-    there is none (not 2-D MultiGoal, or an operator other than sum, mean and dc). ``constituents``
+    """The exact bound report of a weighted-mean composite on its grid, or None where there is none
+    (not 2-D MultiGoal, or an operator other than sum and mean, whose composite is not the weighted mean
+    the bounds are about). ``constituents``
     add the oracle constituents; ``replay`` restricts a summary to the data's states."""
     composition = composite.description.get("composition", {})
     if not has_grid(composite) or composition.get("op") not in GRID_OPERATORS:
@@ -124,15 +243,23 @@ def composite_error_bar(
     spacing: float = SPACING,
     progress: bool = False,
     seed: int = 0,
-) -> dict[str, Any] | None:
-    """What a registered composite records as its error bar: the exact report where there is a
-    grid, else the sampled estimate for ``sum`` and ``mean`` composites whose constituents' replay is
-    known, else None."""
-    report = composite_report(composite, constituents, replay, tolerance, spacing)
-    if report is not None:
-        return {"method": "grid", **report.summary}
+) -> dict[str, Any]:
+    """What a registered composite records as its error bar: its own certified interval (any operator),
+    and for ``sum`` and ``mean`` composites the composition bounds of exact constituents beside it (exact
+    on a grid, else sampled where the replay is known). Other operators' composites are not the weighted
+    mean those bounds are about, and say so."""
     composition = composite.description["composition"]
-    if composition["op"] not in ("sum", "mean") or replay is None:
-        return None
-    weights = operator_weights("mean", composition["weights"], len(constituents))
-    return sampled_bounds(constituents, weights, replay, tolerance, progress=progress, seed=seed)
+    summary: dict[str, Any] = {"op": composition["op"]}
+    if composition["op"] in ("sum", "mean"):
+        report = composite_report(composite, constituents, replay, tolerance, spacing)
+        if report is not None:
+            summary.update({"method": "grid", **report.summary})
+        elif replay is not None:
+            weights = operator_weights("mean", composition["weights"], len(constituents))
+            summary.update(sampled_bounds(constituents, weights, replay, tolerance, progress=progress, seed=seed))
+    else:
+        summary["composition_bounds"] = (
+            f"none: the composition bounds are about the weighted mean of the constituents, and a --op "
+            f"{composition['op']} composite is not it; its certified interval is its own"
+        )
+    return with_certificate(summary, composite, constituents, replay, tolerance, seed)

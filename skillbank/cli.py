@@ -85,15 +85,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     from skillbank.jobs import new_run_dir, train_spec
     from skillbank.registry import validate_name
     from skillbank.runs import Run
+    from skillbank.sweep import parse_sets
 
     if args.resume:
         return _execute(Run(args.resume), args)
     if args.task is None:
         raise SkillbankError("give a TASK to train, or --resume RUN_DIR to continue a run")
+    overrides = {}
+    for key, values in parse_sets(args.set or []).items():
+        if len(values) > 1:
+            raise SkillbankError(f"--set {key} is given {len(values)} times; train takes one value (sweep takes grids)")
+        overrides[key] = values[0]
     spec = train_spec(
         args.task, algo=args.algo, steps=args.steps, seed=args.seed, name=args.name, store=_registry(args).path,
         keep_replay=args.keep_replay, compile=args.compile, device=args.device,
-        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, overrides=overrides,
     )  # fmt: skip
     validate_name(spec["name"])  # before hours of training, not after
     return _execute(Run(args.run_dir or new_run_dir(spec), spec), args)
@@ -184,6 +190,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             for goal, count in zip(summary["goals"], summary["goal_counts"]):
                 print(f"  goal ({goal[0]:g}, {goal[1]:g}): {count} rollouts")
             print(f"  success rate {summary['success_rate']:.2f}, goals reached {summary['goals_reached']}")
+        if "mean_speed" in summary:
+            print(f"  mean planar speed {summary['mean_speed']:.3f} m/s (start to end), distance "
+                  f"{summary['mean_distance']:.2f} m, headings in {summary['octants_covered']} of 8 octants "
+                  f"{summary['octant_counts']}")  # fmt: skip
+        if "success_rate" in summary and "goal_counts" not in summary:
+            print(f"  success rate {summary['success_rate']:.2f}")
     return 0
 
 
@@ -272,12 +284,16 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  metrics: {json.dumps(shown)}")
     bounds = meta.get("bounds")
     if bounds:
-        est, v = bounds.get("learned") or bounds["sampled"], bounds["verdict"]
-        true = f"true {est['true_error_start']:.4g}" if "true_error_start" in est else "sampled estimate"
-        print(
-            f"  error bar at the start: {est['L1_start']:.4g} <= Q_Σ - Q*_C <= {est['C_pi_start']:.4g} "
-            f"({true}); verdict {v['verdict']}: {v['advice']}"
-        )
+        est = bounds.get("learned") or bounds.get("sampled")
+        if est is not None:
+            true = f"true {est['true_error_start']:.4g}" if "true_error_start" in est else "sampled estimate"
+            print(f"  composition bounds at the start, if the constituents were exact: {est['L1_start']:.4g} <= "
+                  f"Q_Σ - Q*_C <= {est['C_pi_start']:.4g} ({true})")  # fmt: skip
+        elif "composition_bounds" in bounds:
+            print(f"  composition bounds: {bounds['composition_bounds']}")
+        if "certified" in bounds:
+            print("  " + _certified_line(bounds["certified"]))
+        print(f"  {_verdict_line(bounds)}")
     print(f"  tags: {', '.join(info['tags']) or '-'}")
     for parent in info["parents"]:
         print(f"  {parent['relation']} {parent['ref']} {json.dumps(parent['info']) if parent['info'] else ''}")
@@ -351,22 +367,30 @@ def cmd_compose(args: argparse.Namespace) -> int:
         langevin_steps=args.langevin_steps, seed=args.seed, progress_bar=not args.no_progress,
     )  # fmt: skip
     bounds = composite_error_bar(skill, skills, replay, args.tolerance, args.spacing, not args.no_progress, args.seed)
-    if bounds is not None:
-        skill.description["bounds"] = bounds
+    skill.description["bounds"] = bounds
     parents = [Parent(s.ref, "constituent", {"weight": w}) for s, w in zip(skills, skill.q.weights)]
     ref = evaluate_and_register(
         registry, skill, args.name, args.episodes, seed=args.seed, parents=parents,
         description=f"{args.op} of {', '.join(s.ref for s in skills)}",
     )  # fmt: skip
     print(f"registered {ref}: {json.dumps(headline(skill.description['metrics']))}")
-    if bounds is not None:
-        print(_verdict_line(bounds))
+    print(_certified_line(bounds["certified"]))
+    print(_verdict_line(bounds))
     return 0
 
 
 def _verdict_line(summary: dict[str, Any]) -> str:
     v = summary["verdict"]
-    return f"bound verdict: {v['verdict']}: {v['advice']}"
+    return f"verdict: {v['verdict']}: {v['advice']}"
+
+
+def _certified_line(c: dict[str, Any]) -> str:
+    (low, high), (p_low, p_high) = c["optimum_start"], c["policy_value_start"]
+    return (
+        f"certified at the start (from the skills and their data): optimum V*_C in [{low:.4g}, {high:.4g}] "
+        f"(lower end: {c['optimum_lower_from']}'s value), the composite policy's value in [{p_low:.4g}, {p_high:.4g}]; "
+        f"Bellman residuals {c['residual_min']:.3g} to {c['residual_max']:.3g} over {c['residuals']} transitions"
+    )
 
 
 def _print_sampled(summary: dict[str, Any], composite: str) -> None:
@@ -419,6 +443,9 @@ def cmd_bound(args: argparse.Namespace) -> int:
         return 0
     composite = " + ".join(f"{w:g}*{s.ref}" for w, s in zip(summary["weights"], skills))
     (_print_sampled if summary["method"] == "sampled" else _print_grid)(summary, composite)
+    print(f"if the constituents were exact, {summary['verdict_if_exact']['verdict']}: the bounds above assume "
+          "soft-optimal constituents")  # fmt: skip
+    print(_certified_line(summary["certified"]))
     print(_verdict_line(summary))
     return 0
 
@@ -497,6 +524,12 @@ def _training_commands(add: Add) -> None:
     p.add_argument("--seed", type=_positive, help="random seed (default: the task's)")
     p.add_argument("--name", help="register under this name (default: TASK-ALGO)")
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="change one hyperparameter of the task's configuration (a TOML value), e.g. alpha=0.03",
+    )
     _run_options(p)
 
     from skillbank.finetune import WARMUP

@@ -109,19 +109,20 @@ def plot_lineage(graph: nx.DiGraph, out: str | Path) -> Path:
 
 def plot_bound_maps(report, out: str | Path, title: str = "", paths=None, oracle: bool = False) -> Path:
     """Maps over the state plane, under the composite policy: the true error ``Q_Sigma - Q*_C``
-    beside the bounds L1, C_pi and C* (log colour scale, one scale for all; a negative error, where
-    the composite is pessimistic, shows as the darkest colour), optionally with rollouts of the
-    composite in the first panel. ``oracle`` draws the bounds of the exact constituents instead."""
-    from matplotlib.colors import LogNorm
+    beside the bounds L1, C_pi and C*, on one diverging symmetric-log colour scale (red where the
+    composite is optimistic, blue where it is pessimistic, white at 0), optionally with rollouts of
+    the composite in the first panel. ``oracle`` draws the bounds of the exact constituents instead."""
+    from matplotlib.colors import SymLogNorm
+    from matplotlib.lines import Line2D
 
     grid, bounds = report.grid, report.oracle if oracle else report.learned
     panels = [("true error Q_Σ − Q*_C", bounds.true_error), ("lower bound L1", bounds.lower)]
     panels += [("upper bound C_π", bounds.c_pi), ("C* (paper, α·D½)", bounds.c_star_paper)]
     maps = [bounds.at_states(values).reshape(grid.n, grid.n).numpy().T for _, values in panels]
-    positive = np.concatenate([m[m > 0].ravel() for m in maps])
-    norm = LogNorm(vmin=max(positive.min(), 1e-3), vmax=positive.max()) if positive.size else None
+    largest = max(float(np.abs(m).max()) for m in maps) or 1.0
+    norm = SymLogNorm(linthresh=max(largest * 1e-3, 1e-3), vmin=-largest, vmax=largest, base=10)
     start = 1 if paths is not None else 0
-    fig, axes = plt.subplots(1, len(panels) + start, figsize=(4.0 * (len(panels) + start), 4.0))
+    fig, axes = plt.subplots(1, len(panels) + start, figsize=(4.0 * (len(panels) + start), 4.4))
     extent = (-grid.bound, grid.bound, -grid.bound, grid.bound)
     weights = np.atleast_2d(grid.env.goal_weights).max(0)
     if paths is not None:
@@ -130,14 +131,44 @@ def plot_bound_maps(report, out: str | Path, title: str = "", paths=None, oracle
             ax.plot(path.observations[:, 0], path.observations[:, 1], color="tab:blue", lw=0.8, alpha=0.6)
         ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", title=f"{len(paths)} rollouts of the composite")
     for ax, (name, _), image in zip(axes[start:], panels, maps):
-        shown = ax.imshow(np.clip(image, norm.vmin if norm else 0, None), origin="lower", extent=extent, norm=norm)
+        shown = ax.imshow(image, origin="lower", extent=extent, norm=norm, cmap="RdBu_r")
         ax.set(title=name, aspect="equal")
     for ax in axes:
         for goal, weight in zip(grid.env.goals, weights):
-            ax.add_patch(plt.Circle(goal, grid.env.goal_radius, fill=False, color="r" if weight > 0 else "0.5"))
-    fig.colorbar(shown, ax=list(axes), shrink=0.8, label="reward units, E over π_Σ")
+            ax.add_patch(plt.Circle(goal, grid.env.goal_radius, fill=False, color="k" if weight > 0 else "0.5"))
+        ax.set(xlabel="x", ylabel="y")
+    marks = [Line2D([], [], marker="o", ls="", mfc="none", color=c, label=t)
+             for c, t in (("k", "goal a constituent rewards"), ("0.5", "other goal"))]  # fmt: skip
+    axes[0].legend(handles=marks, loc="lower left", fontsize=7)
+    fig.colorbar(shown, ax=list(axes), shrink=0.8, label="reward units, mean over π_Σ's actions (symmetric log)")
     fig.suptitle(f"{title} ({'exact' if oracle else 'learned'} constituents)")
     return save_figure(fig, out, tight=False)
+
+
+def plot_headings(walkers: dict[str, list], out: str | Path, dt: float, title: str = "") -> Path:
+    """For each walker (a label and its Ant rollouts from the start), the torso's paths from the origin
+    and a polar histogram of the headings from start to end, in the 8 octants ``locomotion`` counts."""
+    n = len(walkers)
+    fig = plt.figure(figsize=(8.0, 4.0 * n))
+    for row, (label, paths) in enumerate(walkers.items()):
+        ax = fig.add_subplot(n, 2, 2 * row + 1)
+        for path in paths:
+            xy = path.positions - path.positions[0]
+            ax.plot(xy[:, 0], xy[:, 1], lw=0.8, alpha=0.6)
+            ax.plot(*xy[-1], "k.", ms=3)
+        moves = np.array([p.positions[-1] - p.positions[0] for p in paths])
+        speed = np.mean([np.linalg.norm(m) / ((len(p.positions) - 1) * dt) for m, p in zip(moves, paths)])
+        ax.plot(0, 0, "k^", ms=7)
+        ax.set(aspect="equal", xlabel="x − x0 (m)", ylabel="y − y0 (m)",
+               title=f"{label}\n{len(paths)} rollouts, {speed:.2f} m/s")  # fmt: skip
+        polar = fig.add_subplot(n, 2, 2 * row + 2, projection="polar")
+        headings = np.arctan2(moves[:, 1], moves[:, 0]) % (2 * np.pi)
+        counts = np.bincount(np.floor(headings / (np.pi / 4)).astype(int) % 8, minlength=8)
+        polar.bar(np.arange(8) * np.pi / 4 + np.pi / 8, counts, width=np.pi / 4, edgecolor="k", alpha=0.7)
+        polar.set_title(f"headings: {int((counts > 0).sum())} of 8 octants", pad=12)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, out)
 
 
 def draw_arena(ax: plt.Axes, env, paths=None, color: str = "tab:blue", label: str | None = None) -> None:

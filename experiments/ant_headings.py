@@ -1,0 +1,64 @@
+"""Does the walking skill walk, and in how many directions? 50 rollouts from the start of ant-walk.
+
+    python experiments/ant_headings.py --store skills_store --out docs/results
+
+Writes ant_walk_headings.json (``{"rollouts", "octants_covered", "mean_speed"}`` for ant-walk-sql, and the
+same for each other walker under its name) and ant_walk_headings.png (paths from the origin and a polar
+histogram of headings per walker). ``--run-dir`` evaluates a run's newest checkpoint instead of a stored skill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from skillbank import checkpoint, jobs
+from skillbank.evaluate import locomotion, make_skill_env, rollouts
+from skillbank.plot import plot_headings
+from skillbank.registry import Registry
+
+
+def from_run(run_dir: Path):
+    spec = json.loads((run_dir / "run.json").read_text())
+    algo = jobs.build(spec)
+    found = checkpoint.latest(run_dir)
+    checkpoint.restore(algo, found)
+    return algo.skill, f"{spec['name']} ({spec['algo']}, checkpoint at {found.step} steps)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", default="skills_store")
+    parser.add_argument("--refs", nargs="*", default=["ant-walk-sql", "ant-walk-sac"], help="stored walkers")
+    parser.add_argument("--run-dir", type=Path, nargs="*", default=[], help="runs whose newest checkpoint to use")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=Path("docs/results"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    walkers = []
+    if args.refs:
+        registry = Registry(args.store, create=False)
+        walkers += [(registry.load(ref), ref) for ref in args.refs]
+    walkers += [from_run(run) for run in args.run_dir]
+    results, paths = {}, {}
+    for skill, label in walkers:
+        env = make_skill_env(skill)
+        paths[label] = rollouts(skill, args.episodes, seed=0, env=env)
+        results[label] = {"rollouts": args.episodes, **locomotion(paths[label], env.unwrapped.dt)}
+        print(label, json.dumps(results[label]))
+    first = next(iter(results))
+    summary = {**{k: results[first][k] for k in ("rollouts", "octants_covered", "mean_speed")}, "walker": first,
+               "walkers": results, "command": "python experiments/ant_headings.py " + " ".join(
+                   [f"--store {args.store}", "--refs", *args.refs] + (["--run-dir", *map(str, args.run_dir)]
+                                                                       if args.run_dir else []))}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ant_walk_headings.json").write_text(json.dumps(summary, indent=2))
+    plot_headings(paths, args.out / "ant_walk_headings.png", env.unwrapped.dt, "ant-walk: where the walkers go")
+    print(f"wrote {args.out / 'ant_walk_headings.json'} and ant_walk_headings.png")
+
+
+if __name__ == "__main__":
+    main()
