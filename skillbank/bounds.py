@@ -116,6 +116,8 @@ def coverage_on_grid(
         "points": len(obs),
         "rollouts_per_point": rollouts_per_point,
         "coverage": float(covered.double().mean()),
+        "below_the_lower_end": float((truth < low).double().mean()),
+        "above_the_upper_end": float((truth > high).double().mean()),
         "mean_width": float((high - low).mean()),
         "median_width": float((high - low).median()),
         "mean_true_error": float(error.mean()),
