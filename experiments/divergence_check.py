@@ -16,11 +16,11 @@ from pathlib import Path
 import gymnasium as gym
 import torch
 
+from skillbank.certified import soft_values
 from skillbank.compose import combined_task
 from skillbank.grid_bounds import q_on_grid, weighted_divergence
 from skillbank.oracle import GridModel
 from skillbank.registry import Registry
-from skillbank.sampled_bounds import _particle_values
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
     out["grid_41_mean"] = float(grid_g[41].mean())
     for particles in (64, 512, 4096):
         g = torch.Generator().manual_seed(1)
-        sampled = _particle_values([s.q for s in skills], weights, alpha, states, particles, g, chunk=256)
+        sampled = soft_values([s.q for s in skills], weights, alpha, states, particles, g, chunk=256)
         error = sampled["divergence"] - grid_g[41]
         out[f"sampled_{particles}"] = {
             "mean": float(sampled["divergence"].mean()),

@@ -43,13 +43,18 @@ SAMPLE_SIZE = 20_000  # replay transitions whose residuals set the range
 @torch.no_grad()
 def soft_values(qs, weights, alpha: float, states: torch.Tensor, particles: int, generator, chunk: int = 2048):
     """At each state, ``V_Sigma`` of ``sum_k w_k Q_k`` by importance sampling with uniform particles,
-    the particles, the composite's Q on them and its Boltzmann weights on them (for resampling)."""
+    the particles, the composite's Q on them, its Boltzmann weights on them (for resampling) and the
+    divergence ``sum_k w_k V_k - V_Sigma`` with the same particles (Hölder on the empirical measure makes
+    it non-negative for every draw, as ``G`` is)."""
     d = qs[0].act_dim
-    out: dict[str, list[torch.Tensor]] = {"value": [], "actions": [], "q": [], "policy": []}
+    out: dict[str, list[torch.Tensor]] = {"value": [], "actions": [], "q": [], "policy": [], "divergence": []}
     for block in states.float().split(chunk):
         actions = torch.rand(len(block), particles, d, generator=generator) * 2 - 1
-        q = weighted_sum(weights, torch.stack([net.values(block, actions) for net in qs]).double())
-        out["value"].append(alpha * soft_value_uniform(q / alpha, d))
+        q_k = torch.stack([net.values(block, actions) for net in qs]).double()  # (K, B, P)
+        q = weighted_sum(weights, q_k)
+        value = alpha * soft_value_uniform(q / alpha, d)
+        out["value"].append(value)
+        out["divergence"].append(weighted_sum(weights, alpha * soft_value_uniform(q_k / alpha, d)) - value)
         out["actions"].append(actions)
         out["q"].append(q)
         out["policy"].append(torch.softmax(q / alpha, -1).float())
@@ -184,17 +189,11 @@ def policy_rollouts(
     }
 
 
-def value_lower_bound(rollouts: dict[str, Any], lo: float) -> tuple[float, float]:
-    """(R2), with (R3)'s ``lo`` for what a cut episode left: ``V*(s0) >=`` the mean (and its standard error)
-    of ``soft return + gamma^T (V_Q(s_T) + lo)``."""
-    totals = rollouts["soft_return"] + rollouts["discount_left"] * (rollouts["value_left"] + lo)
-    se = float(totals.std(ddof=1) / math.sqrt(len(totals))) if len(totals) > 1 else 0.0
-    return float(totals.mean()), se
-
-
-def value_upper_bound(rollouts: dict[str, Any], hi: float) -> tuple[float, float]:
-    """The policy's own soft value from above: soft return plus ``gamma^T (V_Q(s_T) + hi)`` for cut episodes."""
-    totals = rollouts["soft_return"] + rollouts["discount_left"] * (rollouts["value_left"] + hi)
+def policy_value(rollouts: dict[str, Any], left: float) -> tuple[float, float]:
+    """The policy's soft value at the start states, bounded by what its cut episodes could still earn:
+    the mean (and its standard error) of ``soft return + gamma^T (V_Q(s_T) + left)``. With (R3)'s ``lo``
+    it is a lower bound (R2: of ``V*`` too), with its ``hi`` an upper bound of the policy's own value."""
+    totals = rollouts["soft_return"] + rollouts["discount_left"] * (rollouts["value_left"] + left)
     se = float(totals.std(ddof=1) / math.sqrt(len(totals))) if len(totals) > 1 else 0.0
     return float(totals.mean()), se
 
@@ -253,7 +252,7 @@ def own_error(
                              particles, g))  # fmt: skip
         ends.append(transitions[4][keep])
     spread = residual_range(torch.cat([r.double() for r in rho]), torch.cat([e.bool() for e in ends]), skill.gamma)
-    lower, se = value_lower_bound(rollouts, spread["lo"])
+    lower, se = policy_value(rollouts, spread["lo"])
     v0 = float(rollouts["start_value"].mean())
     return {
         **spread,
@@ -306,8 +305,8 @@ def certified_interval(
     spread = residual_range(torch.cat([r.double() for r in rho]), torch.cat([e.bool() for e in ends]), gamma)
     lo, hi = spread["lo"], spread["hi"]
     v_composite = float(mine["start_value"].mean())
-    policy_low, policy_low_se = value_lower_bound(mine, lo)
-    policy_high, policy_high_se = value_upper_bound(mine, hi)
+    policy_low, policy_low_se = policy_value(mine, lo)
+    policy_high, policy_high_se = policy_value(mine, hi)
     # Every policy's value is a lower bound of the optimum: the composite's own and each constituent's.
     candidates = {"the composite": policy_low - 2 * policy_low_se}
     for skill in constituents:
@@ -315,7 +314,7 @@ def certified_interval(
                                  particles=particles, seed=seed)  # fmt: skip
         if theirs["discount_left"].any():
             continue  # cut short: what the rest would have earned on the combined task is not bounded
-        theirs_low, theirs_se = value_lower_bound(theirs, 0.0)
+        theirs_low, theirs_se = policy_value(theirs, 0.0)
         candidates[getattr(skill, "ref", None) or f"constituent {len(candidates)}"] = theirs_low - 2 * theirs_se
     best = max(candidates, key=candidates.get)
     optimum = (candidates[best], v_composite + hi)

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from skillbank.composite import normalise_weights, weighted_sum
+from skillbank.certified import soft_values
+from skillbank.composite import normalise_weights
 from skillbank.grid_bounds import verdict
-from skillbank.losses import soft_value_uniform
 from skillbank.mlp import MLP
 from skillbank.private_ops import polyak_update
 
@@ -25,27 +25,6 @@ FITS = 3  # bootstrap fits
 
 
 SAMPLE_MAPS = ("L1", "C_pi", "C_star", "D_star")
-
-
-@torch.no_grad()
-def _particle_values(qs, weights, alpha, states, particles, generator, chunk=2048):
-    """At each state: uniform action particles, every constituent's soft value ``V_k`` and the
-    composite's ``V_Sigma`` by importance sampling with the same particles, and the composite
-    policy's self-normalised weights on them. With shared particles, ``sum_k w_k V_k - V_Sigma``
-    is non-negative for every draw (Hölder on the empirical measure), as ``G`` is."""
-    d = qs[0].act_dim
-    out = {"actions": [], "divergence": [], "value": [], "policy": []}
-    for block in states.split(chunk):
-        actions = torch.rand(len(block), particles, d, generator=generator) * 2 - 1
-        q_k = torch.stack([q.values(block, actions) for q in qs]).double()  # (K, B, P)
-        q_sigma = weighted_sum(weights, q_k)
-        v_k = alpha * soft_value_uniform(q_k / alpha, d)
-        v_sigma = alpha * soft_value_uniform(q_sigma / alpha, d)
-        out["actions"].append(actions)
-        out["divergence"].append(weighted_sum(weights, v_k) - v_sigma)
-        out["value"].append(v_sigma)
-        out["policy"].append(torch.softmax(q_sigma / alpha, -1).float())
-    return {k: torch.cat(v) for k, v in out.items()}
 
 
 @torch.no_grad()
@@ -82,7 +61,7 @@ def rollout_bounds(
     starts = torch.as_tensor(obs)
     alive, ended = np.ones(episodes, dtype=bool), np.zeros(episodes, dtype=bool)
     first, total = np.zeros(episodes), np.zeros(episodes)
-    here = _particle_values(qs, weights, alpha, starts, particles, g)
+    here = soft_values(qs, weights, alpha, starts, particles, g)
     start_divergence, start_value = here["divergence"], here["value"]
     for t in range(1, horizon + 1):
         pick = torch.multinomial(here["policy"], 1, generator=g)[:, 0]
@@ -91,7 +70,7 @@ def rollout_bounds(
         for i in np.flatnonzero(alive):
             obs[i], _, terminated, cut, _ = envs[i].step(to_env_action(actions[i]))
             ended[i], alive[i], counts[i] = terminated, not (terminated or cut), not terminated
-        here = _particle_values(qs, weights, alpha, torch.as_tensor(obs), particles, g)
+        here = soft_values(qs, weights, alpha, torch.as_tensor(obs), particles, g)
         step = gamma**t * here["divergence"].numpy() * counts
         total += step
         if t == 1:
@@ -185,8 +164,8 @@ def sample_bounds(
         g = torch.Generator().manual_seed(seed + fit)
         pick = torch.randint(0, n, (n,), generator=g)  # bootstrap resample
         s, a, s2, done = obs[pick], actions[pick], next_obs[pick], terminals[pick]
-        nxt = _particle_values(qs, weights, alpha, s2, particles, g)
-        start = _particle_values(qs, weights, alpha, start_states.float(), particles, g)
+        nxt = soft_values(qs, weights, alpha, s2, particles, g)
+        start = soft_values(qs, weights, alpha, start_states.float(), particles, g)
         step = (gamma * (1 - done) * nxt["divergence"]).float()  # gamma (1 - done) G(s')
         with torch.random.fork_rng():
             torch.manual_seed(seed + fit)

@@ -156,14 +156,14 @@ def _random_q(seed: int):
 
 
 def test_sampled_divergence_is_never_negative_and_zero_for_identical_skills():
-    from skillbank.sampled_bounds import _particle_values
+    from skillbank.certified import soft_values
 
     states = torch.rand(300, 2) * 14 - 7
     g = torch.Generator().manual_seed(0)
-    different = _particle_values([_random_q(0), _random_q(1)], [0.3, 0.7], 0.5, states, 16, g)
+    different = soft_values([_random_q(0), _random_q(1)], [0.3, 0.7], 0.5, states, 16, g)
     assert (different["divergence"] >= -1e-9).all()  # Hölder holds for every draw of shared particles
     assert different["divergence"].mean() > 1e-3
-    same = _particle_values([_random_q(0), _random_q(0)], [0.5, 0.5], 0.5, states, 16, g)
+    same = soft_values([_random_q(0), _random_q(0)], [0.5, 0.5], 0.5, states, 16, g)
     assert same["divergence"].abs().max() < 1e-9
     torch.testing.assert_close(same["policy"].sum(-1), torch.ones(300))
 
