@@ -1,8 +1,11 @@
-"""``skillbank demo``: compose the shipped east and north skills zero-shot, evaluate, bound, plot.
+"""``skillbank demo``: compose the shipped east and north skills zero-shot, evaluate, bound, plot;
+then show the shipped Ant skills.
 
 Reads (or, if absent, trains with a short budget) ``corner-east`` and ``corner-north`` in the
 store, composes them by averaging their Q-functions, and sets the composite beside the skill
-trained directly on the combined task and beside the exact optimum from the grid solver.
+trained directly on the combined task and beside the exact optimum from the grid solver. Then,
+without training (hours of it), the walking skill ``ant-walk-sql``'s headings and the fine-tuned
+``ant-umaze-finetuned``'s rollouts over the maze, for those of them the store holds.
 Writes figures and ``summary.json`` into ``out``; nothing is written into the store.
 """
 
@@ -19,15 +22,17 @@ import numpy as np
 from skillbank.bounds import certify, composite_report
 from skillbank.compose import compose, sampler_total_variation
 from skillbank.errors import NotFoundError
-from skillbank.evaluate import make_skill_env, rollouts, summarise
+from skillbank.evaluate import locomotion, make_skill_env, rollouts, summarise
 from skillbank.oracle import OraclePolicy
-from skillbank.plot import plot_bound_maps, plot_multigoal
+from skillbank.plot import plot_arena, plot_bound_maps, plot_headings, plot_multigoal
 from skillbank.registry import Registry
 from skillbank.skill import Skill
 from skillbank.tasks import load_task
 
 EPISODES = 100
 FALLBACK_STEPS = 30_000  # when a constituent is missing from the store: about 3 minutes each
+WALKER, MAZE_SKILL = "ant-walk-sql", "ant-umaze-finetuned"
+WALK_EPISODES, MAZE_EPISODES = 50, 10
 
 
 def _skill(registry: Registry, name: str, progress: bool) -> Skill:
@@ -104,11 +109,13 @@ def run_demo(registry: Registry, out: str | Path = "demo", progress: bool = True
         "verdict_if_exact": report.summary["verdict"]["verdict"],
         "certified": certified,
         "sampler_total_variation": sampler,
-        "seconds": round(time.perf_counter() - started, 1),
         "bounds": report.summary,
         "rollouts": results,
         "constituents": [east.ref, north.ref],
     }
+    ant, ant_text = _ant_skills(registry, out)
+    summary["ant"] = ant
+    summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     summary["text"] = (
         f"east + north composite (mean of Q), {EPISODES} rollouts each, ending at (5, 5):\n"
@@ -124,6 +131,41 @@ def run_demo(registry: Registry, out: str | Path = "demo", progress: bool = True
         f"  verdict: {summary['verdict']} ({certified['verdict']['advice']})\n"
         f"  sampler TV {sampler['resample']['total_variation']:.3f} "
         f"(exact-sample floor {sampler['resample']['floor']:.3f})\n"
-        f"  wrote {out}/summary.json, east_north_bounds.png, east_north_composite.png in {summary['seconds']} s"
+        f"{ant_text}"
+        f"  wrote {out}/summary.json, east_north_bounds.png, east_north_composite.png"
+        f"{''.join(', ' + Path(v['figure']).name for v in ant.values() if v)} in {summary['seconds']} s"
     )
     return summary
+
+
+def _ant_skills(registry: Registry, out: Path) -> tuple[dict[str, Any], str]:
+    """The shipped walker's headings and the fine-tuned maze skill's rollouts, where the store has them
+    (trained for hours, so never trained here): their summaries (None when absent) and lines of text."""
+    found: dict[str, Any] = {}
+    lines = ""
+    try:
+        walker = registry.load(WALKER)
+    except NotFoundError:
+        found[WALKER], lines = None, f"  {WALKER} is not in the store: no Ant walker to show\n"
+    else:
+        _say(f"rolling out {walker.ref} on empty ground ...")
+        env = make_skill_env(walker)
+        paths = rollouts(walker, WALK_EPISODES, seed=0, env=env)
+        walk = {"ref": walker.ref, "rollouts": WALK_EPISODES, **locomotion(paths, env.unwrapped.dt)}
+        walk["figure"] = str(plot_headings({walker.ref: paths}, out / "ant_walk_headings.png", env.unwrapped.dt))
+        found[WALKER] = walk
+        lines = (f"  {walker.ref}: {WALK_EPISODES} rollouts walk {walk['mean_speed']:.2f} m/s on average, "
+                 f"in {walk['octants_covered']} of 8 heading octants\n")  # fmt: skip
+    try:
+        maze = registry.load(MAZE_SKILL)
+    except NotFoundError:
+        found[MAZE_SKILL] = None
+        return found, lines + f"  {MAZE_SKILL} is not in the store: no fine-tuned maze skill to show\n"
+    _say(f"rolling out {maze.ref} in the U-maze ...")
+    env = make_skill_env(maze)
+    paths = rollouts(maze, MAZE_EPISODES, seed=0, env=env)
+    result = {"ref": maze.ref, **summarise(paths, env)}
+    result["figure"] = str(plot_arena(maze, out / "ant_umaze_finetuned.png", paths=paths))
+    found[MAZE_SKILL] = result
+    return found, lines + (f"  {maze.ref}: {MAZE_EPISODES} rollouts in the U-maze, "
+                           f"{100 * result['success_rate']:.0f}% reach the goal\n")  # fmt: skip

@@ -54,9 +54,10 @@ def soft_bellman_target(
     gamma: float,
 ) -> torch.Tensor:
     """SQL's backup ``r / alpha + gamma (1 - done) V(s') / alpha`` in units of alpha (the public code's
-    reward scaling), ``V(s')`` by eq. (10) under the target network from ``uniform`` actions (B, M, d)."""
+    reward scaling), ``V(s')`` by eq. (10) under the target network from ``uniform`` actions (B, M, d).
+    With two or more critics each particle takes the least of them (clipped double Q, as in SAC)."""
     with torch.no_grad():
-        next_value = soft_value_uniform(q_target(next_obs, uniform)[0], uniform.shape[-1])
+        next_value = soft_value_uniform(q_target(next_obs, uniform).min(0).values, uniform.shape[-1])
     return rewards / alpha + gamma * (1 - terminals) * next_value
 
 
@@ -68,10 +69,11 @@ def sql_q_loss(
     alpha: float,
     gamma: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """SQL eq. (11): ``J_Q = E[(Q_hat(s, a) - Q(s, a))^2] / 2`` in units of alpha, and the TD errors (B,)."""
+    """SQL eq. (11): ``J_Q = E[(Q_hat(s, a) - Q(s, a))^2] / 2`` in units of alpha, summed over critics, and
+    the TD errors (critics, B)."""
     obs, actions, rewards, next_obs, terminals = batch
-    td_error = soft_bellman_target(q_target, rewards, next_obs, terminals, uniform, alpha, gamma) - q(obs, actions)[0]
-    return 0.5 * td_error.pow(2).mean(), td_error
+    td_error = soft_bellman_target(q_target, rewards, next_obs, terminals, uniform, alpha, gamma) - q(obs, actions)
+    return 0.5 * td_error.pow(2).sum(0).mean(), td_error
 
 
 def _rbf(xs: torch.Tensor, ys: torch.Tensor, h_min: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -115,10 +117,10 @@ def svgd_direction(fixed: torch.Tensor, updated: torch.Tensor, grad_log_p: torch
 
 def squashed_log_density_gradient(q: torch.nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """``grad_a log p(a|s)`` for SQL's sampler target ``p ∝ exp(Q / alpha)`` seen through the tanh:
-    the first critic's ``grad_a Q(s, a) / alpha`` plus ``grad_a sum log(1 - a^2)``."""
+    the least critic's ``grad_a Q(s, a) / alpha`` plus ``grad_a sum log(1 - a^2)``."""
     with torch.enable_grad():
         a = actions.detach().requires_grad_(True)
-        log_p = q(obs, a)[0].sum() + torch.log(1 - a.pow(2) + SQUASH_EPS).sum()
+        log_p = q(obs, a).min(0).values.sum() + torch.log(1 - a.pow(2) + SQUASH_EPS).sum()
         (grad,) = torch.autograd.grad(log_p, a)
     return grad
 

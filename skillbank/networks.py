@@ -38,11 +38,10 @@ class SoftQ(nn.Module):
 
     @torch.no_grad()
     def action_gradient(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """``d/da sum(self(obs, a)[0])``, the first critic's gradient in the actions, by hand."""
+        """``d/da sum(min_k self(obs, a)[k])``, the least critic's gradient in the actions, by hand."""
         states = actions.shape[: obs.dim() - 1]
         out, record = self.net.forward_recorded(actions, context=obs.expand(*states, self.obs_dim))
-        grad_out = torch.zeros_like(out)
-        grad_out[0] = 1.0
+        grad_out = torch.zeros_like(out).scatter_(0, out.argmin(0, keepdim=True), 1.0)
         return self.net.input_gradient(record, grad_out)
 
     def spec(self) -> dict[str, Any]:

@@ -191,10 +191,12 @@ def draw_arena(ax: plt.Axes, env, paths=None, color: str = "tab:blue", label: st
     ax.autoscale()
 
 
-def plot_arena(skill: Skill, out: str | Path, episodes: int = 20, seed: int = 0) -> Path:
-    """Rollouts of a skill on an Ant task, drawn from above over the arena's walls (start: the triangle)."""
+def plot_arena(skill: Skill, out: str | Path, episodes: int = 20, seed: int = 0, paths=None) -> Path:
+    """Rollouts of a skill on an Ant task (``paths``, or ``episodes`` new ones), drawn from above over the
+    arena's walls (start: the triangle)."""
     env = make_skill_env(skill)
-    paths = rollouts(skill, episodes, seed, env)
+    paths = paths or rollouts(skill, episodes, seed, env)
+    episodes = len(paths)
     if paths[0].positions is None:
         raise ValueError("plot_arena needs a task whose steps report x_position and y_position (the Ant tasks)")
     walls = np.array(getattr(env.unwrapped, "walls", ()) or [(-3.0, 3.0, -3.0, 3.0)])

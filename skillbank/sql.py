@@ -33,6 +33,8 @@ class SQLConfig(Config):
     :param alpha: temperature; the Q-network predicts ``Q / alpha`` (the public code's reward scale is ``1 / alpha``)
     :param gamma: discount factor
     :param hidden: hidden layer widths of the Q-network and of the sampler
+    :param critics: Q-networks; with 2 the soft value and the sampler's target use the least of them (clipped
+        double Q, as in SAC: one critic's soft maximum over actions overestimates). The paper has 1.
     :param q_lr: Adam learning rate of the Q-network
     :param sampler_lr: Adam learning rate of the sampler
     :param batch_size: transitions per gradient step
@@ -48,6 +50,7 @@ class SQLConfig(Config):
     alpha: float = 1.0
     gamma: float = 0.99
     hidden: tuple[int, ...] = (128, 128)
+    critics: int = 1
     q_lr: float = 3e-4
     sampler_lr: float = 3e-4
     batch_size: int = 128
@@ -66,6 +69,7 @@ class SQLConfig(Config):
 
     def validate(self) -> None:
         require_off_policy(self)
+        require(1 <= self.critics <= 16, f"critics must be between 1 and 16, got {self.critics}")
         for name in ("value_particles", "target_update_interval"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         require(
@@ -120,7 +124,13 @@ class SQL(OffPolicyAlgorithm):
 
     def networks(self) -> dict[str, Any]:
         hidden = list(self.config.hidden)
-        return dict(q_hidden=hidden, critics=1, q_output_scale=self.config.alpha, sampler="svgd", sampler_hidden=hidden)
+        return dict(
+            q_hidden=hidden,
+            critics=self.config.critics,
+            q_output_scale=self.config.alpha,
+            sampler="svgd",
+            sampler_hidden=hidden,
+        )
 
     @torch.no_grad()
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
@@ -147,7 +157,7 @@ class SQL(OffPolicyAlgorithm):
     def gradients(
         self, batch: tuple[torch.Tensor, ...], uniform: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """The TD errors (B,) and the gradients of :func:`~skillbank.losses.sql_q_loss` (eq. 11) in Q's
+        """The TD errors (critics, B) and the gradients of :func:`~skillbank.losses.sql_q_loss` (eq. 11) in Q's
         parameters and of :func:`~skillbank.losses.sql_sampler_loss` (eq. 13) in the sampler's,
         backpropagated by hand: autograd's arithmetic (``tests/test_losses.py`` compares them)
         without its bookkeeping."""
@@ -156,7 +166,7 @@ class SQL(OffPolicyAlgorithm):
         # Eq. (11): squared soft Bellman error against the target network; its gradient in Q is -td / B.
         q_pred, record = q.forward_recorded(actions, context=obs)
         target = soft_bellman_target(self.q_target, rewards, next_obs, terminals, uniform, self.alpha, config.gamma)
-        td_error = target - q_pred[0, :, 0]
+        td_error = target - q_pred[..., 0]
         q_gradients = q.parameter_gradients(record, -td_error / obs.shape[0])
         # Eq. (13): SVGD direction at the sampler's particles, pushed through the network.
         sampler_gradients = svgd_sampler_gradients(

@@ -1,6 +1,8 @@
 """Fine-tuning: widened networks compute exactly the pretrained functions, an observation that does not
 extend is refused, and a fine-tuned skill records its new task, its experience and its lineage."""
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -100,3 +102,24 @@ def test_a_finetuning_run_resumes_bit_for_bit(tmp_path):
     Run(tmp_path / "split", spec).train(second, 240, checkpoint_every=80)
     a, b = whole.state_tensors(), second.state_tensors()
     assert all(torch.equal(a[k], b[k]) for k in a) and second.skill.alpha == whole.skill.alpha != 1.0
+
+
+def test_the_demo_shows_the_stored_ant_skills_and_says_which_are_missing(tmp_path, monkeypatch):
+    from skillbank import demo
+
+    monkeypatch.setattr(demo, "WALK_EPISODES", 3)
+    monkeypatch.setattr(demo, "MAZE_EPISODES", 2)
+    registry = Registry(tmp_path / "store")
+    found, text = demo._ant_skills(registry, tmp_path)
+    assert found == {demo.WALKER: None, demo.MAZE_SKILL: None} and text.count("is not in the store") == 2
+
+    pretrained = walker(SQL).skill
+    registry.register(pretrained, demo.WALKER)
+    registry.register(finetune(pretrained, "ant-umaze", steps=30, warmup=30).skill, demo.MAZE_SKILL)
+    found, text = demo._ant_skills(registry, tmp_path)
+    walk, maze = found[demo.WALKER], found[demo.MAZE_SKILL]
+    assert walk["rollouts"] == 3 and sum(walk["octant_counts"]) == 3 and 1 <= walk["octants_covered"] <= 3
+    assert walk["mean_speed"] >= 0 and maze["episodes"] == 2 and 0 <= maze["success_rate"] <= 1
+    for figure in (walk["figure"], maze["figure"]):
+        assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "is not in the store" not in text and "heading octants" in text and "reach the goal" in text

@@ -41,8 +41,9 @@ def assert_all_close(got, want, **tolerances):
         torch.testing.assert_close(a, b, **tolerances)
 
 
-def test_sql_hand_gradients_equal_autograd_on_eq_11_and_eq_13():
-    algo = make(SQL, alpha=0.5, kernel_particles=8, value_particles=8, batch_size=16)
+@pytest.mark.parametrize("critics", [1, 2])
+def test_sql_hand_gradients_equal_autograd_on_eq_11_and_eq_13(critics):
+    algo = make(SQL, alpha=0.5, kernel_particles=8, value_particles=8, batch_size=16, critics=critics)
     config, q, sampler = algo.config, algo.skill.q, algo.skill.sampler
     for step in range(3):
         batch = random_batch(16, step)
