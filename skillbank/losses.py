@@ -3,6 +3,8 @@
 Soft Q-Learning (Haarnoja, Tang, Abbeel, Levine, ICML 2017, arXiv 1702.08165):
 
 - :func:`soft_value_uniform`: eq. (10), the importance-sampled soft value with a uniform proposal;
+  :func:`soft_value_importance` and :func:`sampler_mixture_proposal` the same with a proposal that also
+  draws near the sampler's actions (skillbank's change, for sharp Q-functions: ``docs/results/README.md``);
 - :func:`sql_q_loss`: eq. (11), ``J_Q``, the squared soft Bellman error against a target network;
 - :func:`svgd_direction` and :func:`sql_sampler_loss`: eq. (13), the Stein variational direction
   and the surrogate whose gradient pushes it through the amortized sampler.
@@ -44,20 +46,57 @@ def soft_value_uniform(q_scaled: torch.Tensor, action_dim: int) -> torch.Tensor:
     return torch.logsumexp(q_scaled, -1) - math.log(q_scaled.shape[-1]) + action_dim * math.log(2.0)
 
 
+def soft_value_importance(q_scaled: torch.Tensor, log_proposal: torch.Tensor) -> torch.Tensor:
+    """Eq. (10) with any proposal: ``log mean_j exp(q_j - log q(a_j))`` for ``q_scaled`` ``Q(s, a_j) / alpha``
+    and the proposal's log-density ``log_proposal`` at the same M particles (``+inf`` off the action box,
+    where ``exp(Q / alpha)`` is not integrated)."""
+    return torch.logsumexp(q_scaled - log_proposal, -1) - math.log(q_scaled.shape[-1])
+
+
+def sampler_mixture_proposal(
+    centres: torch.Tensor, uniform: torch.Tensor, offsets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Particles for :func:`soft_value_importance` that also find a sharp ``exp(Q / alpha)``: the ``uniform``
+    actions (B, U, d) and one Gaussian draw ``c_k + sigma * offsets_k`` around each of the sampler's actions
+    ``centres`` (B, K, d), with the log-density of the mixture ``(U q_uniform + sum_k N(c_k, sigma^2 I)) / (U + K)``.
+
+    With each component drawn its share of the times (a deterministic mixture) the estimate of
+    ``exp(V / alpha)`` stays unbiased whatever the centres. ``sigma`` is Scott's rule on the centres' spread.
+    """
+    k, d = centres.shape[-2:]
+    m = uniform.shape[-2] + k
+    sigma = (centres.std(-2).mean(-1).clamp(min=1e-2) * k ** (-1.0 / (d + 4)))[..., None]  # (B, 1)
+    particles = torch.cat([uniform, centres + sigma[..., None] * offsets], -2)
+    dist_sq = (particles.unsqueeze(-2) - centres.unsqueeze(-3)).pow(2).sum(-1)  # (B, M, K)
+    log_gauss = torch.logsumexp(-0.5 * dist_sq / sigma[..., None].pow(2), -1) - d * torch.log(
+        sigma * math.sqrt(2 * math.pi)
+    )
+    log_uniform = torch.full_like(log_gauss, -d * math.log(2.0))
+    log_proposal = torch.logaddexp(log_uniform + math.log(uniform.shape[-2] / m), log_gauss - math.log(m))
+    inside = (particles.abs() <= 1).all(-1)
+    return particles.clamp(-1, 1), log_proposal.masked_fill(~inside, math.inf)
+
+
 def soft_bellman_target(
     q_target: torch.nn.Module,
     rewards: torch.Tensor,
     next_obs: torch.Tensor,
     terminals: torch.Tensor,
-    uniform: torch.Tensor,
+    particles: torch.Tensor,
     alpha: float | torch.Tensor,
     gamma: float,
+    log_proposal: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """SQL's backup ``r / alpha + gamma (1 - done) V(s') / alpha`` in units of alpha (the public code's
-    reward scaling), ``V(s')`` by eq. (10) under the target network from ``uniform`` actions (B, M, d).
+    reward scaling), ``V(s')`` by eq. (10) under the target network from ``particles`` (B, M, d): uniform
+    actions, or drawn from a proposal whose log-density they have in ``log_proposal`` (B, M).
     With two or more critics each particle takes the least of them (clipped double Q, as in SAC)."""
     with torch.no_grad():
-        next_value = soft_value_uniform(q_target(next_obs, uniform).min(0).values, uniform.shape[-1])
+        q_scaled = q_target(next_obs, particles).min(0).values
+        if log_proposal is None:
+            next_value = soft_value_uniform(q_scaled, particles.shape[-1])
+        else:
+            next_value = soft_value_importance(q_scaled, log_proposal)
     return rewards / alpha + gamma * (1 - terminals) * next_value
 
 
@@ -65,14 +104,16 @@ def sql_q_loss(
     q: torch.nn.Module,
     q_target: torch.nn.Module,
     batch: tuple[torch.Tensor, ...],
-    uniform: torch.Tensor,
+    particles: torch.Tensor,
     alpha: float,
     gamma: float,
+    log_proposal: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SQL eq. (11): ``J_Q = E[(Q_hat(s, a) - Q(s, a))^2] / 2`` in units of alpha, summed over critics, and
-    the TD errors (critics, B)."""
+    the TD errors (critics, B); ``particles`` and ``log_proposal`` as in :func:`soft_bellman_target`."""
     obs, actions, rewards, next_obs, terminals = batch
-    td_error = soft_bellman_target(q_target, rewards, next_obs, terminals, uniform, alpha, gamma) - q(obs, actions)
+    target = soft_bellman_target(q_target, rewards, next_obs, terminals, particles, alpha, gamma, log_proposal)
+    td_error = target - q(obs, actions)
     return 0.5 * td_error.pow(2).sum(0).mean(), td_error
 
 

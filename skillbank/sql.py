@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from skillbank.config import Config, require, require_off_policy
-from skillbank.losses import SQUASH_EPS, soft_bellman_target, svgd_direction
+from skillbank.losses import SQUASH_EPS, sampler_mixture_proposal, soft_bellman_target, svgd_direction
 from skillbank.networks import SVGDSampler
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.private_ops import FusedAdam, polyak_update
@@ -38,7 +38,11 @@ class SQLConfig(Config):
     :param q_lr: Adam learning rate of the Q-network
     :param sampler_lr: Adam learning rate of the sampler
     :param batch_size: transitions per gradient step
-    :param value_particles: uniform actions M that estimate the soft value (eq. 10)
+    :param value_particles: actions M that estimate the soft value (eq. 10)
+    :param value_proposal: where they are drawn: ``"uniform"`` on the action box (the paper), or ``"sampler"``,
+        half uniform and half around the sampler's actions (:func:`~skillbank.losses.sampler_mixture_proposal`):
+        16 uniform actions in 8 dimensions miss a sharp ``exp(Q / alpha)``, and the value they estimate
+        is low where a precise action matters.
     :param kernel_particles: sampler particles K per state in the SVGD step (eq. 13)
     :param kernel_update_ratio: the share of the K particles moved; the rest estimate the Stein direction
     :param target_update_interval: gradient steps between hard copies of the Q-network into its target
@@ -55,6 +59,7 @@ class SQLConfig(Config):
     sampler_lr: float = 3e-4
     batch_size: int = 128
     value_particles: int = 16
+    value_proposal: str = "uniform"
     kernel_particles: int = 16
     kernel_update_ratio: float = 0.5
     target_update_interval: int = 1000
@@ -69,6 +74,14 @@ class SQLConfig(Config):
 
     def validate(self) -> None:
         require_off_policy(self)
+        require(
+            self.value_proposal in ("uniform", "sampler"),
+            f"value_proposal must be 'uniform' or 'sampler', got {self.value_proposal!r}",
+        )
+        require(
+            self.value_proposal == "uniform" or self.value_particles >= 2,
+            f"value_proposal 'sampler' needs value_particles of at least 2, got {self.value_particles}",
+        )
         require(1 <= self.critics <= 16, f"critics must be between 1 and 16, got {self.critics}")
         for name in ("value_particles", "target_update_interval"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
@@ -138,9 +151,10 @@ class SQL(OffPolicyAlgorithm):
         config, batch_size, d = self.config, batch[0].shape[0], self.skill.action_dim
         if self.alpha_schedule is not None:
             self.set_alpha(self.alpha_schedule(self.num_timesteps))
-        uniform = torch.rand(batch_size, config.value_particles, d, generator=self.rng, device=self.device) * 2 - 1
-        noise = torch.randn(batch_size, config.kernel_particles, d, generator=self.rng, device=self.device)
-        td_error, q_gradients, sampler_gradients = self.gradients(batch, uniform, noise)
+        near = config.value_particles // 2 if config.value_proposal == "sampler" else 0
+        uniform = torch.rand(batch_size, config.value_particles - near, d, generator=self.rng, device=self.device)
+        noise = torch.randn(batch_size, config.kernel_particles + 2 * near, d, generator=self.rng, device=self.device)
+        td_error, q_gradients, sampler_gradients = self.gradients(batch, uniform * 2 - 1, noise)
         self.q_optimizer.step(q_gradients)
         self.sampler_optimizer.step(sampler_gradients)
         if (self.num_updates + 1) % config.target_update_interval == 0:
@@ -154,18 +168,34 @@ class SQL(OffPolicyAlgorithm):
         self.skill.alpha = alpha
         self.skill.q.output_scale = self.q_target.output_scale = float(alpha)
 
+    def value_particles(
+        self, next_obs: torch.Tensor, uniform: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The particles of eq. (10) at ``next_obs`` and their proposal's log-density (None: uniform). With
+        ``value_proposal`` "sampler", ``noise`` (B, 2 N, d) draws N sampler actions and one offset around each."""
+        if self.config.value_proposal == "uniform":
+            return uniform, None
+        near = noise.shape[-2] // 2
+        centres = self.skill.sampler(next_obs, noise[:, :near])
+        return sampler_mixture_proposal(centres, uniform, noise[:, near:])
+
     def gradients(
         self, batch: tuple[torch.Tensor, ...], uniform: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """The TD errors (critics, B) and the gradients of :func:`~skillbank.losses.sql_q_loss` (eq. 11) in Q's
         parameters and of :func:`~skillbank.losses.sql_sampler_loss` (eq. 13) in the sampler's,
         backpropagated by hand: autograd's arithmetic (``tests/test_losses.py`` compares them)
-        without its bookkeeping."""
+        without its bookkeeping. ``noise`` (B, K + 2 N, d): the K kernel particles', then
+        :meth:`value_particles`'."""
         obs, actions, rewards, next_obs, terminals = batch
         config, q = self.config, self.skill.q.net
+        particles, log_proposal = self.value_particles(next_obs, uniform, noise[:, config.kernel_particles :])
+        noise = noise[:, : config.kernel_particles]
         # Eq. (11): squared soft Bellman error against the target network; its gradient in Q is -td / B.
         q_pred, record = q.forward_recorded(actions, context=obs)
-        target = soft_bellman_target(self.q_target, rewards, next_obs, terminals, uniform, self.alpha, config.gamma)
+        target = soft_bellman_target(
+            self.q_target, rewards, next_obs, terminals, particles, self.alpha, config.gamma, log_proposal
+        )
         td_error = target - q_pred[..., 0]
         q_gradients = q.parameter_gradients(record, -td_error / obs.shape[0])
         # Eq. (13): SVGD direction at the sampler's particles, pushed through the network.

@@ -41,17 +41,25 @@ def assert_all_close(got, want, **tolerances):
         torch.testing.assert_close(a, b, **tolerances)
 
 
-@pytest.mark.parametrize("critics", [1, 2])
-def test_sql_hand_gradients_equal_autograd_on_eq_11_and_eq_13(critics):
-    algo = make(SQL, alpha=0.5, kernel_particles=8, value_particles=8, batch_size=16, critics=critics)
+@pytest.mark.parametrize("critics, proposal", [(1, "uniform"), (2, "uniform"), (1, "sampler")])
+def test_sql_hand_gradients_equal_autograd_on_eq_11_and_eq_13(critics, proposal):
+    algo = make(SQL, alpha=0.5, kernel_particles=8, value_particles=8, batch_size=16, critics=critics,
+                value_proposal=proposal)  # fmt: skip
     config, q, sampler = algo.config, algo.skill.q, algo.skill.sampler
     for step in range(3):
         batch = random_batch(16, step)
         g = torch.Generator().manual_seed(step)
-        uniform, noise = torch.rand(16, 8, ACT, generator=g) * 2 - 1, torch.randn(16, 8, ACT, generator=g)
+        near = 4 if proposal == "sampler" else 0  # value particles drawn around the sampler's actions
+        uniform = torch.rand(16, 8 - near, ACT, generator=g) * 2 - 1
+        noise = torch.randn(16, 8 + 2 * near, ACT, generator=g)
         td_error, q_gradients, sampler_gradients = algo.gradients(batch, uniform, noise)
 
-        q_loss, td_autograd = losses.sql_q_loss(q, algo.q_target, batch, uniform, config.alpha, config.gamma)
+        particles, log_proposal = algo.value_particles(batch[3], uniform, noise[:, 8:])
+        assert particles.shape == (16, 8, ACT) and (log_proposal is None) == (proposal == "uniform")
+        q_loss, td_autograd = losses.sql_q_loss(
+            q, algo.q_target, batch, particles, config.alpha, config.gamma, log_proposal
+        )
+        noise = noise[:, :8]
         sampler_loss = losses.sql_sampler_loss(q, sampler, batch[0], noise, config.kernel_fixed)
         torch.testing.assert_close(td_error, td_autograd.detach())
         assert_all_close(q_gradients, autograd_of(q_loss, q.parameters()), rtol=1e-4, atol=1e-6)

@@ -5,7 +5,13 @@ import math
 import numpy as np
 import torch
 
-from skillbank.losses import rbf_kernel, soft_value_uniform, svgd_direction
+from skillbank.losses import (
+    rbf_kernel,
+    sampler_mixture_proposal,
+    soft_value_importance,
+    soft_value_uniform,
+    svgd_direction,
+)
 
 
 def test_importance_sampled_soft_value_matches_gaussian_integral():
@@ -17,6 +23,29 @@ def test_importance_sampled_soft_value_matches_gaussian_integral():
     c = (k / alpha).double()
     exact = alpha * sum(math.log(math.sqrt(math.pi / ci) * math.erf(math.sqrt(ci))) for ci in c.tolist())
     assert abs(estimate - exact) < 2e-3 * max(1.0, abs(exact))
+
+
+def test_the_sampler_mixture_proposal_is_unbiased_and_finds_a_sharp_peak():
+    # exp(Q / alpha) a narrow Gaussian (sd 0.05) at a* inside [-1, 1]^3, one near its face; the centres
+    # stand for a sampler that is off the peak and too wide. Its integral is exact: prod_i of erf terms.
+    g = torch.Generator().manual_seed(0)
+    runs, d, sd = 20_000, 3, 0.05
+    peak = torch.tensor([0.3, -0.5, 0.97])
+    log_f = lambda a: -0.5 * ((a - peak) / sd).pow(2).sum(-1)  # noqa: E731
+    scale = sd * math.sqrt(2)
+    exact = math.prod(scale * math.sqrt(math.pi) / 2 * (math.erf((1 - p) / scale) + math.erf((1 + p) / scale))
+                      for p in peak.tolist())  # fmt: skip
+    centres = peak + 0.02 + 0.15 * torch.randn(runs, 8, d, generator=g)
+    uniform = torch.rand(runs, 8, d, generator=g) * 2 - 1
+    particles, log_q = sampler_mixture_proposal(centres, uniform, torch.randn(runs, 8, d, generator=g))
+    assert particles.abs().max() <= 1 and torch.isinf(log_q).any()  # draws off the box weigh nothing
+    mixture = soft_value_importance(log_f(particles), log_q).exp()
+    plain = soft_value_uniform(log_f(torch.rand(runs, 16, d, generator=g) * 2 - 1), d).exp()
+    for estimate in (mixture, plain):  # unbiased for exp(V / alpha): within 4 standard errors
+        assert abs(estimate.mean().item() - exact) < 4 * estimate.std().item() / math.sqrt(runs)
+    assert mixture.std() < plain.std() / 3  # and far more precise with the same 16 evaluations: the typical
+    # uniform estimate of V / alpha is about 50 too low (no particle near the peak), the mixture's about 2
+    assert (plain.log() - math.log(exact)).median() < -20 < -3 < (mixture.log() - math.log(exact)).median()
 
 
 def test_soft_value_of_a_constant_q_is_q_plus_log_volume():
