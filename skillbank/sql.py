@@ -45,7 +45,9 @@ class SQLConfig(Config):
         is low where a precise action matters.
     :param kernel_particles: sampler particles K per state in the SVGD step (eq. 13)
     :param kernel_update_ratio: the share of the K particles moved; the rest estimate the Stein direction
-    :param target_update_interval: gradient steps between hard copies of the Q-network into its target
+    :param target_update_interval: gradient steps between updates of the target Q-network
+    :param tau: Polyak rate of those updates: 1 copies the Q-network (the paper, every 1000 steps); SAC's
+        0.005 every step moves the target smoothly
     :param buffer_size: replay buffer capacity, in transitions
     :param learning_starts: transitions collected before the first gradient step
     :param gradient_steps: gradient steps per environment step
@@ -63,6 +65,7 @@ class SQLConfig(Config):
     kernel_particles: int = 16
     kernel_update_ratio: float = 0.5
     target_update_interval: int = 1000
+    tau: float = 1.0
     buffer_size: int = 1_000_000
     learning_starts: int = 1000
     gradient_steps: int = 1
@@ -158,7 +161,7 @@ class SQL(OffPolicyAlgorithm):
         self.q_optimizer.step(q_gradients)
         self.sampler_optimizer.step(sampler_gradients)
         if (self.num_updates + 1) % config.target_update_interval == 0:
-            polyak_update(self.q_target_parameters, self.q_optimizer.parameters, 1.0)
+            polyak_update(self.q_target_parameters, self.q_optimizer.parameters, config.tau)
         q_loss = 0.5 * td_error.pow(2).mean()
         return {"q_loss": q_loss.item(), "td_abs": td_error.abs().mean().item()}
 

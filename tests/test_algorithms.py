@@ -44,6 +44,22 @@ def test_sql_training_lowers_the_td_error():
     assert after < 0.3 * before, (before, after)
 
 
+def test_sql_target_network_copies_or_moves_by_tau():
+    for tau, interval in [(1.0, 2), (0.25, 1)]:
+        algo = small_sql()
+        algo.config = algo.config.replace(tau=tau, target_update_interval=interval, learning_starts=10**9)
+        algo.learn(100)
+        before = [p.clone() for p in algo.q_target.parameters()]
+        for step in range(interval):
+            algo.train_step(algo.buffer.sample(32, algo.rng))
+            algo.num_updates += 1
+            if step < interval - 1:  # not yet: the target waits for the interval
+                assert all(torch.equal(a, b) for a, b in zip(before, algo.q_target.parameters()))
+        for old, target, online in zip(before, algo.q_target.parameters(), algo.skill.q.parameters()):
+            torch.testing.assert_close(target, (1 - tau) * old + tau * online)
+        assert not all(torch.equal(a, b) for a, b in zip(before, algo.q_target.parameters()))
+
+
 @pytest.mark.parametrize("make", [small_sql, small_sac], ids=["sql", "sac"])
 def test_same_seed_same_parameters_and_actions(make):
     first, second = make(seed=3).learn(150), make(seed=3).learn(150)
