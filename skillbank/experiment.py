@@ -8,6 +8,8 @@ pretrained skill, for the lineage). Running the same
 command again resumes unfinished runs and skips finished ones. ``OUT/summary.json`` then holds, per
 task, the threshold from the task file and, per method, the median environment steps to reach it,
 the final return and success rate, and the wall time; ``OUT/finetune_<task>.png`` the learning curves.
+The best fine-tuned run per task (by final evaluation return) is registered again as ``<task>-finetuned``,
+and ``OUT/finetune_<task>_rollouts.png`` draws its rollouts beside those of the best from-scratch run.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ import numpy as np
 
 from skillbank.backends import run_jobs
 from skillbank.errors import SkillbankError
+from skillbank.evaluate import make_skill_env, rollouts
 from skillbank.finetune import finetune_spec
 from skillbank.jobs import RESULT_DIR, RESULT_FILE, register_result, train_spec
-from skillbank.plot import plot_curves
-from skillbank.registry import Registry
+from skillbank.plot import plot_curves, plot_rollouts_beside
+from skillbank.registry import Parent, Registry
 from skillbank.runs import Run
 from skillbank.tasks import load_task
 
 METHODS = ("finetune", "sql-scratch", "sac-scratch", "ddpg-scratch")
 EVAL_EVERY = 10_000
 EVAL_EPISODES = 10
+PICTURE_EPISODES = 10
 
 
 def copy_pretrained(source: Registry, ref: str, target: Registry) -> str:
@@ -119,7 +123,7 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
         result = path / RESULT_DIR / RESULT_FILE
         outcome = json.loads(result.read_text()) if result.is_file() else {}
         per_seed.append({
-            "seed": spec["seed"], "steps_to_threshold": steps_to_threshold(rows, spec["threshold"]),
+            "seed": spec["seed"], "run": str(path), "steps_to_threshold": steps_to_threshold(rows, spec["threshold"]),
             "final_return": final.get("eval_return"), "final_success_rate": final.get("eval_success_rate"),
             "wall_time_s": outcome.get("wall_time_s"), "steps": int(final.get("step", 0)),
         })  # fmt: skip
@@ -144,9 +148,47 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
             )
         plot_curves(curves[name], out / f"finetune_{name}.png", "eval_return", title=f"{name}: evaluation return",
                     threshold=task["threshold"])  # fmt: skip
+        task["best"] = best_skills(name, task, Registry(jobs[0][1]["store"]), out)
     summary = {"tasks": tasks}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
+
+
+def _best_run(seeds: list[dict[str, Any]]) -> dict[str, Any] | None:
+    finished = [s for s in seeds if s["final_return"] is not None and s.get("ref")]
+    return max(finished, key=lambda s: s["final_return"]) if finished else None
+
+
+def best_skills(name: str, task: dict[str, Any], registry: Registry, out: Path) -> dict[str, Any]:
+    """Register the task's best fine-tuned run as ``<task>-finetuned`` (once per run) and draw its rollouts
+    beside the best from-scratch method's best run: the method that reached the threshold soonest, else
+    the one with the highest final return."""
+    for entry in task["methods"].values():
+        for seed in entry["per_seed"]:
+            seed["ref"] = registry.find_run(Run(seed["run"]).run_id)
+    best: dict[str, Any] = {"finetuned": None, "scratch": None}
+    tuned = _best_run(task["methods"].get("finetune", {}).get("per_seed", []))
+    if tuned is not None:
+        best["finetuned"] = registry.register(
+            registry.load(tuned["ref"]), f"{name}-finetuned", parents=[Parent(tuned["ref"], "best-of-seeds")],
+            description=f"the best of the fine-tuned runs on {name}", run_id=f"best-of-seeds:{tuned['ref']}",
+        )  # fmt: skip
+    scratch = {m: e for m, e in task["methods"].items() if m != "finetune" and _best_run(e["per_seed"])}
+    if scratch:
+        method = min(scratch, key=lambda m: (scratch[m]["steps_to_threshold"] or math.inf,
+                                             -scratch[m]["final_return"]))  # fmt: skip
+        best["scratch"] = {"method": method, "ref": _best_run(scratch[method]["per_seed"])["ref"]}
+    shown = [("fine-tuned", best["finetuned"])] if best["finetuned"] else []
+    shown += [(best["scratch"]["method"], best["scratch"]["ref"])] if best["scratch"] else []
+    panels = {}
+    for label, ref in shown:
+        skill = registry.load(ref)
+        env = make_skill_env(skill)
+        panels[f"{label}: {ref}"] = (env, rollouts(skill, PICTURE_EPISODES, seed=0, env=env))
+    if panels:
+        title = f"{name}: {PICTURE_EPISODES} rollouts at the end of the budget"
+        best["figure"] = str(plot_rollouts_beside(panels, out / f"finetune_{name}_rollouts.png", title))
+    return best
 
 
 def _mean(values) -> float | None:

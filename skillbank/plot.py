@@ -183,9 +183,9 @@ def draw_arena(ax: plt.Axes, env, paths=None, color: str = "tab:blue", label: st
         ax.add_patch(Circle(goal, base.success_radius, color="tab:red", alpha=0.3))
         ax.plot(*goal, "r*", ms=10)
     for i, path in enumerate(paths or []):
-        ax.plot(path.positions[:, 0], path.positions[:, 1], color=color, lw=0.8, alpha=0.6,
-                label=label if i == 0 else None)  # fmt: skip
-        ax.plot(*path.positions[-1], "o", color=color, ms=2.5)
+        xy = path.positions if path.positions is not None else path.observations[:, :2]  # MultiGoal: the state
+        ax.plot(xy[:, 0], xy[:, 1], color=color, lw=0.8, alpha=0.6, label=label if i == 0 else None)
+        ax.plot(*xy[-1], "o", color=color, ms=2.5)
     ax.plot(0, 0, "k^", ms=7)
     ax.set(aspect="equal", xlabel="x (m)", ylabel="y (m)")
     ax.autoscale()
@@ -206,6 +206,20 @@ def plot_arena(skill: Skill, out: str | Path, episodes: int = 20, seed: int = 0,
     draw_arena(ax, env, paths)
     name = getattr(skill, "ref", None) or skill.description["algorithm"]
     ax.set_title(f"{episodes} rollouts of {name} on {skill.description['task'].get('name')}")
+    return save_figure(fig, out)
+
+
+def plot_rollouts_beside(panels: dict[str, tuple], out: str | Path, title: str = "") -> Path:
+    """One panel per label: ``(env, rollouts)`` drawn from above over the env's walls, on shared axes."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 5.0), sharex=True, sharey=True,
+                             squeeze=False)  # fmt: skip
+    for ax, (label, (env, paths)), color in zip(axes[0], panels.items(), ("tab:blue", "tab:orange")):
+        draw_arena(ax, env, paths, color)
+        returns = np.mean([p.episode_return for p in paths])
+        successes = sum(p.success for p in paths)
+        ax.set_title(f"{label}\nmean return {returns:.1f}, {successes} of {len(paths)} reach the goal", fontsize=9)
+    if title:
+        fig.suptitle(title)
     return save_figure(fig, out)
 
 

@@ -70,7 +70,7 @@ def test_a_killed_experiment_resumes_without_repeating_finished_runs(setup):
         assert (run / "metrics.csv").stat().st_mtime_ns == mtime
     store = Registry(out / "store")
     assert sorted(r["name"] for r in store.list()) == sorted(
-        ["east"]
+        ["east", "tiny-north-finetuned"]
         + [
             f"tiny-north-{m}-s{s}" for m in ("finetune", "sql-scratch", "sac-scratch", "ddpg-scratch") for s in (0, 1)
         ]  # fmt: skip
@@ -90,3 +90,12 @@ def test_a_killed_experiment_resumes_without_repeating_finished_runs(setup):
         assert isinstance(method["final_return"], float) and method["wall_time_s"] > 0
         assert [s["steps"] for s in method["per_seed"]] == [400, 400]
     assert (out / "finetune_tiny-north.png").stat().st_size > 10_000
+    # The best fine-tuned seed, registered again under the task's name, and drawn beside the best from scratch
+    best, tuned = task["best"], task["methods"]["finetune"]["per_seed"]
+    top = max(tuned, key=lambda s: s["final_return"])
+    assert best["finetuned"] == "tiny-north-finetuned@1"
+    assert store.info(best["finetuned"])["parents"][0]["ref"] == top["ref"]
+    assert best["scratch"]["method"] in {"sql-scratch", "sac-scratch", "ddpg-scratch"}
+    assert best["scratch"]["ref"].startswith(f"tiny-north-{best['scratch']['method']}-s")
+    figure = Path(best["figure"])
+    assert figure.name == "finetune_tiny-north_rollouts.png" and figure.stat().st_size > 10_000
