@@ -16,7 +16,6 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from skillbank.config import Config, require, require_off_policy
@@ -73,7 +72,6 @@ class DDPG(OffPolicyAlgorithm):
         self.actor_optimizer = FusedAdam(list(self.skill.sampler.parameters()), lr=config.actor_lr)
         self.target_parameters = list(self.q_target.parameters()) + list(self.actor_target.parameters())
         self.online_parameters = list(self.skill.q.parameters()) + list(self.skill.sampler.parameters())
-        self.noise = torch.zeros(self.skill.action_dim, device=self.device)  # the OU process's state
         if compile:
             self.critic_gradients = torch.compile(self.critic_gradients)
             self.actor_gradients = torch.compile(self.actor_gradients)
@@ -87,25 +85,11 @@ class DDPG(OffPolicyAlgorithm):
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"actor_target.{k}": v for k, v in self.actor_target.state_dict().items()}
-        return {**super().state_tensors(), **tensors, "ou_noise": self.noise}
+        return {**super().state_tensors(), **tensors}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         super().load_state_tensors(tensors)
         self.actor_target.load_state_dict({k[13:]: v for k, v in tensors.items() if k.startswith("actor_target.")})
-        self.noise.copy_(tensors["ou_noise"])
-
-    # ----- acting: the deterministic action plus Ornstein-Uhlenbeck noise ----------------------
-    @torch.no_grad()
-    def explore(self, obs: np.ndarray) -> np.ndarray:
-        """``mu(s) + x_t`` clipped to the box, with ``x_t <- x_t - theta x_t + sigma N(0, I)``."""
-        config = self.config
-        step = torch.randn(self.noise.shape, generator=self.rng, device=self.device)
-        self.noise.add_(-config.ou_theta * self.noise + config.ou_sigma * step)
-        action = torch.from_numpy(self.skill.act_normalised(obs, self.rng)).to(self.device)
-        return (action + self.noise).clamp(-1.0, 1.0).cpu().numpy()
-
-    def on_episode_end(self) -> None:
-        self.noise.zero_()
 
     # ----- learning -----------------------------------------------------------------------------
     @torch.no_grad()

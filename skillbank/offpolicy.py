@@ -83,6 +83,7 @@ class OffPolicyAlgorithm:
         self._episode_returns: deque[float] = deque(maxlen=20)
         self._obs: np.ndarray | None = None
         self._episode_return = 0.0
+        self.noise = torch.zeros(self.skill.action_dim, device=self.device)  # the OU process's state
         skill.description.setdefault("task", {}).update(env_description(self.env))
         skill.description["hyperparameters"] = self.config.to_dict()
         self.setup(compile)
@@ -102,12 +103,22 @@ class OffPolicyAlgorithm:
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         raise NotImplementedError
 
+    @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
-        """The action taken while collecting, in [-1, 1]^d: a sample of the skill's own policy."""
-        return self.skill.act_normalised(obs, self.rng)
+        """The action taken while collecting, in [-1, 1]^d: a sample of the skill's own policy, plus, for a
+        configuration with ``ou_sigma`` above 0, Ornstein-Uhlenbeck noise ``x <- x - theta x + sigma N(0, I)``
+        (clipped to the box): temporally correlated, so that it pushes the body in one way for a while."""
+        action = self.skill.act_normalised(obs, self.rng)
+        sigma = getattr(self.config, "ou_sigma", 0.0)
+        if sigma == 0:
+            return action
+        step = torch.randn(self.noise.shape, generator=self.rng, device=self.device)
+        self.noise.add_(-self.config.ou_theta * self.noise + sigma * step)
+        return (torch.from_numpy(action).to(self.device) + self.noise).clamp(-1.0, 1.0).cpu().numpy()
 
     def on_episode_end(self) -> None:
-        """Called when an episode ends during collection (DDPG resets its exploration noise)."""
+        """Called when an episode ends during collection: the exploration noise starts again from 0."""
+        self.noise.zero_()
 
     # ----- what a checkpoint holds (skillbank.checkpoint) --------------------------------------
     def optimizers(self) -> dict[str, FusedAdam]:
@@ -122,6 +133,7 @@ class OffPolicyAlgorithm:
         for name, optimizer in self.optimizers().items():
             out.update({f"{name}.{k}": v for k, v in optimizer.state_tensors().items()})
         out["rng"] = self.rng.get_state()
+        out["ou_noise"] = self.noise
         if self._obs is not None:
             out["obs"] = torch.from_numpy(np.array(self._obs))
         return out
@@ -136,6 +148,7 @@ class OffPolicyAlgorithm:
         for name, optimizer in self.optimizers().items():
             optimizer.load_state_tensors({k: v.to(self.device) for k, v in part(f"{name}.").items()})
         self.rng.set_state(tensors["rng"])
+        self.noise.copy_(tensors.get("ou_noise", torch.zeros_like(self.noise)))  # absent before SQL had it
         self._obs = tensors["obs"].numpy().copy() if "obs" in tensors else None
 
     def training_state(self) -> dict[str, Any]:

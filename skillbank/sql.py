@@ -51,6 +51,8 @@ class SQLConfig(Config):
     :param buffer_size: replay buffer capacity, in transitions
     :param learning_starts: transitions collected before the first gradient step
     :param gradient_steps: gradient steps per environment step
+    :param ou_theta: mean reversion of Ornstein-Uhlenbeck noise added to the sampler's actions while collecting
+    :param ou_sigma: its scale in the action box; 0 (the public code) adds none, the authors' Ant code 0.3
     """
 
     alpha: float = 1.0
@@ -69,6 +71,8 @@ class SQLConfig(Config):
     buffer_size: int = 1_000_000
     learning_starts: int = 1000
     gradient_steps: int = 1
+    ou_theta: float = 0.15
+    ou_sigma: float = 0.0
 
     @property
     def kernel_fixed(self) -> int:
@@ -85,6 +89,7 @@ class SQLConfig(Config):
             self.value_proposal == "uniform" or self.value_particles >= 2,
             f"value_proposal 'sampler' needs value_particles of at least 2, got {self.value_particles}",
         )
+        require(0 <= self.ou_theta <= 1 and self.ou_sigma >= 0, "need 0 <= ou_theta <= 1 and ou_sigma >= 0")
         require(1 <= self.critics <= 16, f"critics must be between 1 and 16, got {self.critics}")
         for name in ("value_particles", "target_update_interval"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")

@@ -134,3 +134,21 @@ def test_sac_tunes_its_temperature():
 def test_skill_loads_only_from_its_own_files(tmp_path, skill):
     skill.save(tmp_path / "s")
     assert Skill.load(tmp_path / "s").description["algorithm"] == "sql"
+
+
+def test_sql_exploration_adds_ornstein_uhlenbeck_noise_only_when_asked():
+    obs = np.zeros(2, dtype=np.float32)
+    plain, noisy = small_sql(), small_sql()
+    noisy.config = noisy.config.replace(ou_sigma=0.3)
+    assert np.array_equal(plain.explore(obs), plain.skill.act_normalised(obs, small_sql().rng))  # default: none
+    steps = []
+    for _ in range(40):
+        expected = noisy.skill.act_normalised(obs, torch.Generator().manual_seed(0).set_state(noisy.rng.get_state()))
+        steps.append(noisy.explore(obs) - expected)
+    steps = np.array(steps)
+    assert np.allclose(steps[-1], np.clip(expected + noisy.noise.numpy(), -1, 1) - expected, atol=1e-6)
+    # Correlated in time (theta 0.15: x_t+1 = 0.85 x_t + 0.3 N), where the sampler's own draws are not
+    lag1 = np.corrcoef(steps[:-1].ravel(), steps[1:].ravel())[0, 1]
+    assert lag1 > 0.5
+    noisy.on_episode_end()
+    assert not noisy.noise.any()
