@@ -142,7 +142,9 @@ def policy_rollouts(
     Returns per episode the soft return ``sum_t gamma^t (r_t - alpha log pi(a_t|s_t))`` (``log pi =
     (Q - V) / alpha``), the start value ``V_Q(s0)``, the discount left where the horizon cut the episode
     (0 where it ended), ``V_Q`` there, and every visited transition's residual and whether it ended the
-    episode (for the range).
+    episode (for the range). For the composition bounds (:func:`skillbank.sampled_bounds.rollout_bounds`)
+    also the divergence ``G`` at the start, ``gamma G(s_1)`` and ``sum_{t>=1} gamma^t G(s_t)`` (0 past an
+    episode's end), and whether each episode ended rather than being cut.
     ``horizon`` defaults to where ``gamma^t`` falls below 1%.
     """
     weights = normalise_weights(weights, len(qs))
@@ -156,10 +158,12 @@ def policy_rollouts(
         for env, state in zip(envs, starts):
             place(env.unwrapped, state)
         obs = np.asarray(starts, dtype=np.float32).copy()
-    alive = np.ones(episodes, dtype=bool)
+    alive, starts_seen = np.ones(episodes, dtype=bool), obs.copy()
     soft_return, discount = np.zeros(episodes), np.ones(episodes)
     here = soft_values(qs, weights, alpha, torch.as_tensor(obs), particles, g)
     start_value, rho, ended = here["value"].numpy().copy(), [], []
+    start_divergence, divergence_first, divergence_sum = here["divergence"].numpy().copy(), None, np.zeros(episodes)
+    finished = np.zeros(episodes, dtype=bool)
     rows = torch.arange(episodes)
     for _ in range(horizon):
         pick = torch.multinomial(here["policy"], 1, generator=g)[:, 0]
@@ -173,6 +177,11 @@ def policy_rollouts(
         soft_return += np.where(stepped, discount * (rewards - q + here["value"].numpy()), 0.0)
         rho.append((rewards + gamma * (1 - terminal) * later["value"].numpy() - q)[stepped])
         ended.append(terminal[stepped])
+        # (1 - done) G(s_t): a terminal state adds nothing, a time-limit cut does
+        divergence = np.where(stepped & ~terminal, discount * gamma * later["divergence"].numpy(), 0.0)
+        divergence_sum += divergence
+        divergence_first = divergence if divergence_first is None else divergence_first
+        finished |= terminal
         discount = np.where(alive, discount * gamma, 0.0)
         here = later
         if not alive.any():
@@ -184,6 +193,11 @@ def policy_rollouts(
         "value_left": here["value"].numpy(),
         "residuals": torch.as_tensor(np.concatenate(rho)),
         "terminals": torch.as_tensor(np.concatenate(ended)),
+        "start_states": torch.as_tensor(np.stack(starts_seen)),
+        "start_divergence": start_divergence,
+        "divergence_first": divergence_first,
+        "divergence_sum": divergence_sum,
+        "ended": finished,
         "episodes": episodes,
         "horizon": horizon,
     }

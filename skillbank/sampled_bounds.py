@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from skillbank.certified import soft_values
+from skillbank.certified import policy_rollouts, soft_values
 from skillbank.composite import normalise_weights
 from skillbank.grid_bounds import verdict
 from skillbank.mlp import MLP
@@ -52,44 +52,22 @@ def rollout_bounds(
     defaults to where ``gamma^t`` falls below 1%. Returns the means over episodes with their
     standard errors (``*_se``) and the start states.
     """
-    weights = normalise_weights(weights, len(qs))
-    horizon = horizon or math.ceil(math.log(0.01) / math.log(gamma))
-    to_env_action = to_env_action or (lambda a: a)
-    g = torch.Generator().manual_seed(seed)
-    envs = [make_env(horizon) for _ in range(episodes)]
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
-    starts = torch.as_tensor(obs)
-    alive, ended = np.ones(episodes, dtype=bool), np.zeros(episodes, dtype=bool)
-    first, total = np.zeros(episodes), np.zeros(episodes)
-    here = soft_values(qs, weights, alpha, starts, particles, g)
-    start_divergence, start_value = here["divergence"], here["value"]
-    for t in range(1, horizon + 1):
-        pick = torch.multinomial(here["policy"], 1, generator=g)[:, 0]
-        actions = here["actions"][torch.arange(episodes), pick].numpy()
-        counts = alive.copy()  # (1 - done) G(s_t): a terminal state adds nothing, a time-limit cut does
-        for i in np.flatnonzero(alive):
-            obs[i], _, terminated, cut, _ = envs[i].step(to_env_action(actions[i]))
-            ended[i], alive[i], counts[i] = terminated, not (terminated or cut), not terminated
-        here = soft_values(qs, weights, alpha, torch.as_tensor(obs), particles, g)
-        step = gamma**t * here["divergence"].numpy() * counts
-        total += step
-        if t == 1:
-            first = step
-        if not alive.any():
-            break
+    mc = policy_rollouts(qs, weights, alpha, gamma, make_env, to_env_action, episodes=episodes, particles=particles,
+                         horizon=horizon, seed=seed)  # fmt: skip
+    first, total = mc["divergence_first"], mc["divergence_sum"]
     sqrt_n = math.sqrt(episodes)
     return {
         "L1_start": float(first.mean()),
         "L1_start_se": float(first.std(ddof=1) / sqrt_n) if episodes > 1 else None,
         "C_pi_start": float(total.mean()),
         "C_pi_start_se": float(total.std(ddof=1) / sqrt_n) if episodes > 1 else None,
-        "divergence_start": float(start_divergence.mean()),
-        "value_start": float(start_value.mean()),
-        "unfinished_fraction": float(1 - ended.mean()),  # cut by a time limit or the horizon
+        "divergence_start": float(mc["start_divergence"].mean()),
+        "value_start": float(mc["start_value"].mean()),
+        "unfinished_fraction": float(1 - mc["ended"].mean()),  # cut by a time limit or the horizon
         "episodes": episodes,
         "particles": particles,
-        "horizon": horizon,
-        "start_states": starts,
+        "horizon": mc["horizon"],
+        "start_states": mc["start_states"],
     }
 
 

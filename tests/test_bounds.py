@@ -228,3 +228,5 @@ def test_rollout_bounds_agree_with_the_exact_grid_for_the_shipped_skills(other):
     else:  # 100 of the infinite steps: about the grid's value times (1 - gamma^100)
         truncated = exact["C_pi_start"] * (1 - gamma**100)
         assert abs(mc["C_pi_start"] - truncated) < 3 * mc["C_pi_start_se"] + 0.02 * truncated
+    # The start states (where sample_bounds reads its fitted maps) are where the rollouts began, not ended
+    assert torch.all(mc["start_states"].abs() <= 1e-6)  # init_sigma 0: every episode starts at the origin
