@@ -210,14 +210,19 @@ def plot_arena(skill: Skill, out: str | Path, episodes: int = 20, seed: int = 0,
 
 
 def plot_rollouts_beside(panels: dict[str, tuple], out: str | Path, title: str = "") -> Path:
-    """One panel per label: ``(env, rollouts)`` drawn from above over the env's walls, on shared axes."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 5.0), sharex=True, sharey=True,
-                             squeeze=False)  # fmt: skip
-    for ax, (label, (env, paths)), color in zip(axes[0], panels.items(), ("tab:blue", "tab:orange")):
+    """One panel per label: ``(env, rollouts)`` drawn from above over the env's walls, on shared axes (one
+    above the other for a long hallway, side by side otherwise)."""
+    walls = np.array(getattr(next(iter(panels.values()))[0].unwrapped, "walls", ()) or [(-3.0, 3.0, -3.0, 3.0)])
+    long = (walls[:, 1].max() - walls[:, 0].min()) > 3 * (walls[:, 3].max() - walls[:, 2].min())
+    n = len(panels)
+    shape, size = ((n, 1), (11.0, 2.6 * n + 0.6)) if long else ((1, n), (5.0 * n, 6.0))
+    fig, axes = plt.subplots(*shape, figsize=size, sharex=True, sharey=True, squeeze=False)
+    for ax, (label, (env, paths)), color in zip(axes.ravel(), panels.items(), ("tab:blue", "tab:orange")):
         draw_arena(ax, env, paths, color)
-        returns = np.mean([p.episode_return for p in paths])
-        successes = sum(p.success for p in paths)
-        ax.set_title(f"{label}\nmean return {returns:.1f}, {successes} of {len(paths)} reach the goal", fontsize=9)
+        text = f"mean return {np.mean([p.episode_return for p in paths]):.1f}"
+        if getattr(env.unwrapped, "goal", None) is not None:
+            text += f", {sum(p.success for p in paths)} of {len(paths)} reach the goal"
+        ax.set_title(f"{label}\n{text}", fontsize=9)
     if title:
         fig.suptitle(title)
     return save_figure(fig, out)
