@@ -133,7 +133,8 @@ class OffPolicyAlgorithm:
         for name, optimizer in self.optimizers().items():
             out.update({f"{name}.{k}": v for k, v in optimizer.state_tensors().items()})
         out["rng"] = self.rng.get_state()
-        out["ou_noise"] = self.noise
+        if getattr(self.config, "ou_sigma", 0.0) > 0:  # only then is there a noise state to keep
+            out["ou_noise"] = self.noise
         if self._obs is not None:
             out["obs"] = torch.from_numpy(np.array(self._obs))
         return out
@@ -148,7 +149,7 @@ class OffPolicyAlgorithm:
         for name, optimizer in self.optimizers().items():
             optimizer.load_state_tensors({k: v.to(self.device) for k, v in part(f"{name}.").items()})
         self.rng.set_state(tensors["rng"])
-        self.noise.copy_(tensors.get("ou_noise", torch.zeros_like(self.noise)))  # absent before SQL had it
+        self.noise.copy_(tensors.get("ou_noise", torch.zeros_like(self.noise)))
         self._obs = tensors["obs"].numpy().copy() if "obs" in tensors else None
 
     def training_state(self) -> dict[str, Any]:

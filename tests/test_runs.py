@@ -23,6 +23,18 @@ BUILD = {
     "sql": lambda: SQL("skillbank/MultiGoal-v0", kernel_particles=4, value_particles=4, seed=3, **SMALL),
     "sac": lambda: SAC("skillbank/MultiGoal-v0", seed=3, **SMALL),
     "ddpg": lambda: DDPG("skillbank/MultiGoal-v0", seed=3, **SMALL),
+    "sql-ou": lambda: SQL(
+        "skillbank/MultiGoal-v0",
+        kernel_particles=4,
+        value_particles=4,
+        seed=3,
+        ou_sigma=0.3,
+        critics=2,
+        value_proposal="sampler",
+        tau=0.1,
+        target_update_interval=1,
+        **SMALL,
+    ),
 }
 
 
