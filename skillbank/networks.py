@@ -16,21 +16,38 @@ from skillbank.mlp import MLP
 
 
 class SoftQ(nn.Module):
-    """Soft Q-function ``Q(s, a) = output_scale * net(s, a)``, one value per critic.
+    """Soft Q-function ``Q(s, a) = output_scale * self(s, a)``, one value per critic.
 
-    SQL's network predicts ``Q / alpha`` (the public code's reward-scaled Q), so its
-    ``output_scale`` is alpha; SAC's predicts Q directly (``output_scale`` 1).
+    SQL's ``self(s, a)`` is ``Q / alpha`` (the public code's reward-scaled Q), so its ``output_scale``
+    is alpha; SAC's is Q (``output_scale`` 1). With ``reward_units`` the network itself predicts Q,
+    and ``self(s, a) = net(s, a) / output_scale``: its outputs then do not grow with 1 / alpha.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], critics: int = 1, output_scale: float = 1.0):
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: list[int], critics: int = 1, output_scale: float = 1.0,
+        reward_units: bool = False,
+    ):  # fmt: skip
         super().__init__()
-        self.obs_dim, self.act_dim, self.output_scale = obs_dim, act_dim, float(output_scale)
+        self.obs_dim, self.act_dim, self.reward_units = obs_dim, act_dim, bool(reward_units)
+        # self(s, a) / net(s, a), a tensor that follows output_scale in place: compiled code reads it without
+        # recompiling when a schedule changes alpha; not persistent, since output_scale is in the spec
+        self.register_buffer("gain", torch.ones(()), persistent=False)
+        self.output_scale = output_scale
         self.net = MLP(obs_dim + act_dim, hidden, 1, ensemble=critics)
 
+    @property
+    def output_scale(self) -> float:
+        return self._output_scale
+
+    @output_scale.setter
+    def output_scale(self, value: float) -> None:
+        self._output_scale = float(value)
+        self.gain.fill_(1.0 / self._output_scale if self.reward_units else 1.0)
+
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Raw network output, shape (critics, *actions.shape[:-1]); ``obs`` broadcasts over particles."""
+        """``Q / output_scale``, shape (critics, *actions.shape[:-1]); ``obs`` broadcasts over particles."""
         states = actions.shape[: obs.dim() - 1]
-        return self.net(actions, context=obs.expand(*states, self.obs_dim)).squeeze(-1)
+        return self.gain * self.net(actions, context=obs.expand(*states, self.obs_dim)).squeeze(-1)
 
     def values(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Soft Q in reward units, the minimum over critics: shape ``actions.shape[:-1]``."""
@@ -42,10 +59,11 @@ class SoftQ(nn.Module):
         states = actions.shape[: obs.dim() - 1]
         out, record = self.net.forward_recorded(actions, context=obs.expand(*states, self.obs_dim))
         grad_out = torch.zeros_like(out).scatter_(0, out.argmin(0, keepdim=True), 1.0)
-        return self.net.input_gradient(record, grad_out)
+        return self.gain * self.net.input_gradient(record, grad_out)
 
     def spec(self) -> dict[str, Any]:
-        return {"hidden": self.net.hidden, "critics": self.net.ensemble, "output_scale": self.output_scale}
+        spec = {"hidden": self.net.hidden, "critics": self.net.ensemble, "output_scale": self.output_scale}
+        return {**spec, "reward_units": True} if self.reward_units else spec
 
 
 class SVGDSampler(nn.Module):

@@ -41,7 +41,8 @@ def box_from_json(data: dict[str, Any]) -> spaces.Box:
 def build_q(spec: dict[str, Any], obs_dim: int, act_dim: int) -> nn.Module:
     """The (untrained) Q-network described by ``spec``, composites included."""
     if spec.get("type", "mlp") == "mlp":
-        return SoftQ(obs_dim, act_dim, spec["hidden"], spec["critics"], spec["output_scale"])
+        return SoftQ(obs_dim, act_dim, spec["hidden"], spec["critics"], spec["output_scale"],
+                     spec.get("reward_units", False))  # fmt: skip
     if spec["type"] != "composite":
         raise ValueError(f"unknown Q-network type {spec['type']!r}")
     correction = None if spec["correction"] is None else build_q(spec["correction"], obs_dim, act_dim)
@@ -86,6 +87,8 @@ def _bounded(spec: Any, where: str, depth: int = 0, parts: list[int] | None = No
             _count(width, f"{where}.hidden", 1, MAX_WIDTH)
     if "critics" in spec:
         _count(spec["critics"], f"{where}.critics", 1, 16)
+    if not isinstance(spec.get("reward_units", False), bool):
+        raise SkillFormatError(f"{DESCRIPTION_FILE}: {where}.reward_units must be true or false")
     children = list(spec.get("parts") or []) + ([spec["correction"]] if spec.get("correction") else [])
     if not isinstance(spec.get("parts", []), list):
         raise SkillFormatError(f"{DESCRIPTION_FILE}: {where}.parts must be a list")
@@ -221,6 +224,7 @@ class Skill(nn.Module):
         critics: int,
         q_output_scale: float,
         sampler: str,
+        q_reward_units: bool = False,
         sampler_hidden: list[int],
         **description: Any,
     ) -> Skill:
@@ -228,7 +232,7 @@ class Skill(nn.Module):
         if not isinstance(observation_space, spaces.Box) or not isinstance(action_space, spaces.Box):
             raise SkillFormatError("skills need Box observation and action spaces")
         obs_dim, act_dim = int(np.prod(observation_space.shape)), int(np.prod(action_space.shape))
-        q = SoftQ(obs_dim, act_dim, list(q_hidden), critics, q_output_scale)
+        q = SoftQ(obs_dim, act_dim, list(q_hidden), critics, q_output_scale, q_reward_units)
         pi = SAMPLERS[sampler](obs_dim, act_dim, list(sampler_hidden))
         info = {
             "format_version": FORMAT_VERSION,

@@ -152,3 +152,18 @@ def test_sql_exploration_adds_ornstein_uhlenbeck_noise_only_when_asked():
     assert lag1 > 0.5
     noisy.on_episode_end()
     assert not noisy.noise.any()
+
+
+def test_sql_q_in_reward_units_predicts_q_itself_and_survives_save_load_and_alpha_changes(tmp_path):
+    algo = SQL("skillbank/MultiGoal-v0", alpha=0.05, q_in_reward_units=True, kernel_particles=8, value_particles=8,
+               **SMALL).learn(120)  # fmt: skip
+    obs, actions = torch.zeros(3, 2), torch.rand(3, 4, 2) * 2 - 1
+    raw = algo.skill.q.net(actions, context=obs.unsqueeze(1).expand(3, 4, 2)).squeeze(-1).min(0).values
+    torch.testing.assert_close(algo.skill.q_values(obs, actions), raw)  # the network's output is Q
+    torch.testing.assert_close(algo.skill.q(obs, actions)[0], raw / 0.05)  # and Q / alpha is taken outside
+    loaded = Skill.load(algo.save(tmp_path / "skill"))
+    assert loaded.description_json()["networks"]["q"]["reward_units"] is True
+    torch.testing.assert_close(loaded.q_values(obs, actions), raw)
+    algo.set_alpha(0.5)  # a schedule: Q / alpha follows alpha, Q stays
+    torch.testing.assert_close(algo.skill.q(obs, actions)[0], raw / 0.5)
+    torch.testing.assert_close(algo.q_target.gain, torch.tensor(2.0))

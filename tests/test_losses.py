@@ -41,10 +41,12 @@ def assert_all_close(got, want, **tolerances):
         torch.testing.assert_close(a, b, **tolerances)
 
 
-@pytest.mark.parametrize("critics, proposal", [(1, "uniform"), (2, "uniform"), (1, "sampler")])
-def test_sql_hand_gradients_equal_autograd_on_eq_11_and_eq_13(critics, proposal):
+@pytest.mark.parametrize(
+    "critics, proposal, reward_units", [(1, "uniform", False), (2, "uniform", False), (1, "sampler", True)]
+)
+def test_sql_hand_gradients_equal_autograd_on_eq_11_and_eq_13(critics, proposal, reward_units):
     algo = make(SQL, alpha=0.5, kernel_particles=8, value_particles=8, batch_size=16, critics=critics,
-                value_proposal=proposal)  # fmt: skip
+                value_proposal=proposal, q_in_reward_units=reward_units)  # fmt: skip
     config, q, sampler = algo.config, algo.skill.q, algo.skill.sampler
     for step in range(3):
         batch = random_batch(16, step)

@@ -33,6 +33,7 @@ BUILD = {
         value_proposal="sampler",
         tau=0.1,
         target_update_interval=1,
+        q_in_reward_units=True,
         **SMALL,
     ),
 }
