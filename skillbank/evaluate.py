@@ -60,7 +60,8 @@ def rollouts(skill: Skill, episodes: int, seed: int = 0, env: gym.Env | None = N
 
 
 def _position(info: dict[str, Any]) -> tuple[float, float] | None:
-    return (float(info["x_position"]), float(info["y_position"])) if "x_position" in info else None
+    """The body's planar position, where the task reports it (y is 0 for bodies in a plane, e.g. HalfCheetah)."""
+    return (float(info["x_position"]), float(info.get("y_position", 0.0))) if "x_position" in info else None
 
 
 def locomotion(paths: list[Rollout], dt: float) -> dict[str, Any]:

@@ -71,3 +71,14 @@ def test_the_u_maze_rewards_the_goal_and_reports_success():
     base.set_state(qpos, np.zeros_like(base.data.qvel))
     _, _, _, _, info = env.step(np.zeros(8))
     assert info["success"] and info["reward_goal"] > 9
+
+
+def test_a_body_in_a_plane_reports_its_speed_along_x():
+    # HalfCheetah's steps report x_position only: its rollouts move along x, with y 0, and evaluate
+    from skillbank import SAC
+    from skillbank.evaluate import evaluate
+
+    env = gym.make("HalfCheetah-v5", max_episode_steps=20)
+    skill = SAC(env, hidden=[8], learning_starts=10, buffer_size=100).learn(20).skill
+    summary = evaluate(skill, episodes=2, env=env)
+    assert summary["mean_speed"] > 0 and summary["mean_distance"] > 0 and sum(summary["octant_counts"]) == 2
