@@ -131,7 +131,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     out = args.out
     jobs = grid(args.pretrained, _registry(args), args.tasks, args.methods, args.seeds, args.steps, out,
-                eval_every=args.eval_every, eval_episodes=args.eval_episodes)  # fmt: skip
+                eval_every=args.eval_every, eval_episodes=args.eval_episodes, compile=args.compile)  # fmt: skip
     try:
         outcomes = run_grid(jobs, args.workers, args.backend, args.address, say=_say)
     except KeyboardInterrupt:
@@ -585,6 +585,8 @@ def _training_commands(add: Add) -> None:
                    help=f"evaluate every N steps (default {EVAL_EVERY})")  # fmt: skip
     p.add_argument("--eval-episodes", type=_at_least_one, default=EVAL_EPISODES,
                    help=f"rollouts per evaluation (default {EVAL_EPISODES})")  # fmt: skip
+    p.add_argument("--compile", action="store_true",
+                   help="compile every run's gradient computations (torch.compile): faster for long runs")  # fmt: skip
     _backend_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 

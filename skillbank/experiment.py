@@ -50,6 +50,7 @@ def copy_pretrained(source: Registry, ref: str, target: Registry) -> str:
 def grid(
     pretrained: str, source: Registry, tasks: list[str], methods: list[str], seeds: int, steps: int, out: Path,
     eval_every: int = EVAL_EVERY, eval_episodes: int = EVAL_EPISODES, checkpoint_every: int | None = None,
+    compile: bool = False,
 ) -> list[tuple[Path, dict[str, Any]]]:  # fmt: skip
     """The grid's run directories and job specs, checked before anything is trained."""
     unknown = sorted(set(methods) - set(METHODS))
@@ -60,7 +61,8 @@ def grid(
     store = Registry(out / "store")
     ref = copy_pretrained(source, pretrained, store) if "finetune" in methods else None
     skill = store.load(ref) if ref else None
-    common = dict(checkpoint_every=checkpoint_every or eval_every, eval_every=eval_every, eval_episodes=eval_episodes)
+    common = dict(checkpoint_every=checkpoint_every or eval_every, eval_every=eval_every, eval_episodes=eval_episodes,
+                  compile=compile)  # fmt: skip
     jobs = []
     for task_name in tasks:
         task = load_task(task_name)
