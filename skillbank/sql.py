@@ -181,7 +181,7 @@ class SQL(OffPolicyAlgorithm):
         self.skill.alpha = alpha
         self.skill.q.output_scale = self.q_target.output_scale = float(alpha)
 
-    def value_particles(
+    def soft_value_particles(
         self, next_obs: torch.Tensor, uniform: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The particles of eq. (10) at ``next_obs`` and their proposal's log-density (None: uniform). With
@@ -199,10 +199,10 @@ class SQL(OffPolicyAlgorithm):
         parameters and of :func:`~skillbank.losses.sql_sampler_loss` (eq. 13) in the sampler's,
         backpropagated by hand: autograd's arithmetic (``tests/test_losses.py`` compares them)
         without its bookkeeping. ``noise`` (B, K + 2 N, d): the K kernel particles', then
-        :meth:`value_particles`'."""
+        :meth:`soft_value_particles`'."""
         obs, actions, rewards, next_obs, terminals = batch
         config, q = self.config, self.skill.q.net
-        particles, log_proposal = self.value_particles(next_obs, uniform, noise[:, config.kernel_particles :])
+        particles, log_proposal = self.soft_value_particles(next_obs, uniform, noise[:, config.kernel_particles :])
         noise = noise[:, : config.kernel_particles]
         # Eq. (11): squared soft Bellman error against the target network; its gradient in Q is -td / B.
         q_pred, record = q.forward_recorded(actions, context=obs)

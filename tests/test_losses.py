@@ -56,7 +56,7 @@ def test_sql_hand_gradients_equal_autograd_on_eq_11_and_eq_13(critics, proposal,
         noise = torch.randn(16, 8 + 2 * near, ACT, generator=g)
         td_error, q_gradients, sampler_gradients = algo.gradients(batch, uniform, noise)
 
-        particles, log_proposal = algo.value_particles(batch[3], uniform, noise[:, 8:])
+        particles, log_proposal = algo.soft_value_particles(batch[3], uniform, noise[:, 8:])
         assert particles.shape == (16, 8, ACT) and (log_proposal is None) == (proposal == "uniform")
         q_loss, td_autograd = losses.sql_q_loss(
             q, algo.q_target, batch, particles, config.alpha, config.gamma, log_proposal
