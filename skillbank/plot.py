@@ -196,17 +196,11 @@ def plot_arena(skill: Skill, out: str | Path, episodes: int = 20, seed: int = 0,
     arena's walls (start: the triangle)."""
     env = make_skill_env(skill)
     paths = paths or rollouts(skill, episodes, seed, env)
-    episodes = len(paths)
     if paths[0].positions is None:
         raise ValueError("plot_arena needs a task whose steps report x_position and y_position (the Ant tasks)")
-    walls = np.array(getattr(env.unwrapped, "walls", ()) or [(-3.0, 3.0, -3.0, 3.0)])
-    aspect = (walls[:, 3].max() - walls[:, 2].min()) / (walls[:, 1].max() - walls[:, 0].min())
-    width = 11.0 if aspect < 0.5 else 6.5  # a hallway is long and thin
-    fig, ax = plt.subplots(figsize=(width, max(2.8, width * aspect + 1.2)))
-    draw_arena(ax, env, paths)
     name = getattr(skill, "ref", None) or skill.description["algorithm"]
-    ax.set_title(f"{episodes} rollouts of {name} on {skill.description['task'].get('name')}")
-    return save_figure(fig, out)
+    title = f"{len(paths)} rollouts of {name} on {skill.description['task'].get('name')}"
+    return plot_rollouts_beside({name: (env, paths)}, out, title)
 
 
 def plot_rollouts_beside(panels: dict[str, tuple], out: str | Path, title: str = "") -> Path:
