@@ -227,6 +227,8 @@ def cmd_curves(args: argparse.Namespace) -> int:
     for path in args.run_dirs:
         run = Run(path)
         method = run.spec.get("method") or f"{run.spec['kind']} {run.spec['algo']}"
+        if run.spec.get("pretrained"):  # fine-tuned runs from different skills are different methods
+            method += f" from {run.spec['pretrained']}"
         methods.setdefault(method, []).append(run.metrics())
     if not any(rows for runs in methods.values() for rows in runs):
         raise SkillbankError("the run directories hold no metrics yet")

@@ -101,3 +101,25 @@ def test_list_stays_aligned_with_long_names(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     header_end = lines[0].index("latest") + len("latest")
     assert len(lines) == 3 and all(line[header_end - 1] == "1" for line in lines[1:]), lines
+
+
+def test_curves_draws_runs_fine_tuned_from_different_skills_as_different_methods(tmp_path, monkeypatch):
+    import skillbank.plot
+    from skillbank.runs import COLUMNS, Run
+
+    specs = {
+        "scratch-s0": {"kind": "train", "algo": "sac", "method": "sac-scratch"},
+        "tuned-sql-s0": {"kind": "finetune", "algo": "sql", "method": "finetune", "pretrained": "ant-walk-sql@1"},
+        "tuned-sql-s1": {"kind": "finetune", "algo": "sql", "method": "finetune", "pretrained": "ant-walk-sql@1"},
+        "tuned-sac-s0": {"kind": "finetune", "algo": "sac", "method": "finetune", "pretrained": "ant-walk-sac@1"},
+    }
+    for name, spec in specs.items():
+        run = Run(tmp_path / name, spec)
+        (run.path / "metrics.csv").write_text(",".join(COLUMNS) + "\n" + "10,1,1,5,7" + "," * (len(COLUMNS) - 5) + "\n")
+    drawn = {}
+    monkeypatch.setattr(skillbank.plot, "plot_curves", lambda methods, out, *a, **k: drawn.update(methods) or out)
+    assert main(["curves", *(str(tmp_path / n) for n in specs), "--out", str(tmp_path / "c.png")]) == 0
+    assert {m: len(runs) for m, runs in drawn.items()} == {
+        "sac-scratch": 1, "finetune from ant-walk-sql@1": 2, "finetune from ant-walk-sac@1": 1,
+    }  # fmt: skip
+    assert drawn["sac-scratch"][0][0]["eval_return"] == 7
