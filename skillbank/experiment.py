@@ -7,7 +7,8 @@ skill, once, in the experiment's own store ``OUT/store`` (which first receives a
 pretrained skill, for the lineage). Running the same
 command again resumes unfinished runs and skips finished ones. ``OUT/summary.json`` then holds, per
 task, the threshold from the task file and, per method, the median environment steps to reach it,
-the final return and success rate, and the wall time; ``OUT/finetune_<task>.png`` the learning curves.
+the final return and success rate, and the wall time, and a :func:`verdict` (fine-tuned within half the
+steps of the best from scratch?); ``OUT/finetune_<task>.png`` the learning curves.
 The best fine-tuned run per task (by final evaluation return) is registered again as ``<task>-finetuned``,
 and ``OUT/finetune_<task>_rollouts.png`` draws its rollouts beside those of the best from-scratch run.
 """
@@ -148,12 +149,30 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
                     for s in seeds
                 ],  # fmt: skip
             )
+        task["verdict"] = verdict(task)
         plot_curves(curves[name], out / f"finetune_{name}.png", "eval_return", title=f"{name}: evaluation return",
                     threshold=task["threshold"])  # fmt: skip
         task["best"] = best_skills(name, task, Registry(jobs[0][1]["store"]), out)
     summary = {"tasks": tasks}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
+
+
+def verdict(task: dict[str, Any]) -> dict[str, Any]:
+    """Did fine-tuning reach the threshold in at most half the steps of the best from-scratch method (medians
+    over seeds)? A method that never reached it needs more than the budget, so the budget stands in for its
+    steps: a lower bound, which keeps the verdict conservative."""
+    methods = task["methods"]
+    tuned = methods.get("finetune", {}).get("steps_to_threshold")
+    scratch = {m: e["steps_to_threshold"] for m, e in methods.items() if m != "finetune"}
+    reached = {m: steps for m, steps in scratch.items() if steps is not None}
+    best = min(reached, key=reached.get) if reached else None
+    scratch_steps = reached[best] if best else task["budget_steps"]
+    return {
+        "finetune_steps": tuned, "best_scratch_method": best, "best_scratch_steps": reached.get(best),
+        "speedup": None if tuned is None or not reached else scratch_steps / tuned,
+        "within_half": tuned is not None and bool(scratch) and tuned <= scratch_steps / 2,
+    }  # fmt: skip
 
 
 def _best_run(seeds: list[dict[str, Any]]) -> dict[str, Any] | None:

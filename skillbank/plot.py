@@ -165,6 +165,8 @@ def plot_headings(walkers: dict[str, list], out: str | Path, dt: float, title: s
         headings = np.arctan2(moves[:, 1], moves[:, 0]) % (2 * np.pi)
         counts = np.bincount(np.floor(headings / (np.pi / 4)).astype(int) % 8, minlength=8)
         polar.bar(np.arange(8) * np.pi / 4 + np.pi / 8, counts, width=np.pi / 4, edgecolor="k", alpha=0.7)
+        polar.set_yticks(polar.get_yticks()[1::2])  # every other rollout count, so the labels do not overlap
+        polar.set_rlabel_position(112.5)  # between the octants' bars
         polar.set_title(f"headings: {int((counts > 0).sum())} of 8 octants", pad=12)
     if title:
         fig.suptitle(title)

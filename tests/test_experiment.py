@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from skillbank import SQL, Registry
+from skillbank.experiment import verdict
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = "hidden = [16, 16]\nbatch_size = 16\nlearning_starts = 50\nbuffer_size = 2000\n"
@@ -90,6 +91,7 @@ def test_a_killed_experiment_resumes_without_repeating_finished_runs(setup):
         assert isinstance(method["final_return"], float) and method["wall_time_s"] > 0
         assert [s["steps"] for s in method["per_seed"]] == [400, 400]
     assert (out / "finetune_tiny-north.png").stat().st_size > 10_000
+    assert task["verdict"] == verdict(task) and task["verdict"]["finetune_steps"] == tuned_median(task)
     # The best fine-tuned seed, registered again under the task's name, and drawn beside the best from scratch
     best, tuned = task["best"], task["methods"]["finetune"]["per_seed"]
     top = max(tuned, key=lambda s: s["final_return"])
@@ -99,3 +101,26 @@ def test_a_killed_experiment_resumes_without_repeating_finished_runs(setup):
     assert best["scratch"]["ref"].startswith(f"tiny-north-{best['scratch']['method']}-s")
     figure = Path(best["figure"])
     assert figure.name == "finetune_tiny-north_rollouts.png" and figure.stat().st_size > 10_000
+
+
+def tuned_median(task):
+    return task["methods"]["finetune"]["steps_to_threshold"]
+
+
+@pytest.mark.parametrize(
+    ("finetune", "scratch", "within_half", "speedup"),
+    [
+        (40_000, {"sac-scratch": 100_000, "ddpg-scratch": 80_000}, True, 2.0),  # against the best, DDPG
+        (50_000, {"sac-scratch": 90_000}, False, 1.8),
+        (70_000, {"sac-scratch": None}, True, None),  # SAC needs more than the 150k budget: 70k is under half
+        (80_000, {"sac-scratch": None}, False, None),  # 80k against more than 150k: not known to be half
+        (None, {"sac-scratch": 100_000}, False, None),
+        (None, {"sac-scratch": None}, False, None),
+    ],
+)
+def test_the_verdict_compares_fine_tuning_with_the_best_from_scratch(finetune, scratch, within_half, speedup):
+    methods = {"finetune": {"steps_to_threshold": finetune}}
+    methods.update({m: {"steps_to_threshold": steps} for m, steps in scratch.items()})
+    result = verdict({"budget_steps": 150_000, "methods": methods})
+    assert result["within_half"] is within_half and result["speedup"] == speedup
+    assert result["finetune_steps"] == finetune
