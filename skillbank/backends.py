@@ -4,11 +4,17 @@ Either way a run is :func:`skillbank.jobs.train_job` on its run directory, with 
 only its result (the skill's files and metrics) comes back: the driver alone writes the registry.
 A run whose worker dies is started again up to :data:`MAX_RETRIES` times and resumes from its last
 checkpoint, which needs a run directory every worker reaches (on a cluster, a shared filesystem).
+A local worker whose driver dies (killed, even with SIGKILL) stops its run with a checkpoint within
+seconds, instead of training on where nobody will register the result.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -24,6 +30,22 @@ OnResult = Callable[[str, dict[str, Any]], None]
 
 def _train_one_thread(run_dir: str) -> dict[str, Any]:
     return train_job(run_dir, threads=1)
+
+
+def _train_in_pool(run_dir: str, driver: int) -> dict[str, Any]:
+    threading.Thread(target=_stop_when_orphaned, args=(driver,), daemon=True).start()
+    result = _train_one_thread(run_dir)
+    if os.getppid() != driver:  # stopped by the watchdog: nobody to hand the result to, and waiting for the
+        os._exit(0)  # next job would wait forever (each worker holds both ends of the pool's queue)
+    return result
+
+
+def _stop_when_orphaned(driver: int, every_s: float = 1.0) -> None:
+    """SIGTERM this worker once its parent is no longer ``driver``: a run in training stops at its next step
+    with a checkpoint (:meth:`skillbank.runs.Run.train`); anywhere else the worker ends at once."""
+    while os.getppid() == driver:
+        time.sleep(every_s)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_jobs(
@@ -49,7 +71,7 @@ def _run_local(run_dirs: list[str], workers: int, address: str | None, on_result
         todo = [d for d in run_dirs if d not in results]
         # Fresh interpreters ("spawn"), not forks of a process whose torch has started threads.
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_train_one_thread, d): d for d in todo}
+            futures = {pool.submit(_train_in_pool, d, os.getpid()): d for d in todo}
             try:
                 for future in _as_completed(futures):
                     results[futures[future]] = future.result()

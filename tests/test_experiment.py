@@ -124,3 +124,31 @@ def test_the_verdict_compares_fine_tuning_with_the_best_from_scratch(finetune, s
     result = verdict({"budget_steps": 150_000, "methods": methods})
     assert result["within_half"] is within_half and result["speedup"] == speedup
     assert result["finetune_steps"] == finetune
+
+
+def test_workers_whose_driver_is_killed_stop_with_a_checkpoint_instead_of_training_on(setup):
+    out, command = setup
+    command[command.index("--steps") + 1] = "200000"  # minutes of training per run, unless the workers stop
+    child = subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while len(list(out.glob("runs/*/checkpoints/step-*"))) < 2:  # both workers are training
+        assert child.poll() is None and time.time() < deadline, "the experiment ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)  # the driver alone: its workers are orphaned
+    child.wait()
+    deadline = time.time() + 60
+    while living := group_members(child.pid):
+        if time.time() > deadline:
+            os.killpg(child.pid, signal.SIGKILL)
+            pytest.fail(f"workers went on training after their driver was killed:\n{living}")
+        time.sleep(0.2)
+    for run in {p.parent.parent for p in out.glob("runs/*/checkpoints/step-*")}:
+        last = max(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
+        assert last < 200_000 and not (run / "finished.json").exists()
+
+
+def group_members(group: int) -> str:
+    """The processes of a process group that are still running (zombies, which init reaps, left out)."""
+    ps = subprocess.run(["ps", "-o", "pid=,stat=,etime=,args=", "-g", str(group)], capture_output=True, text=True)
+    return "\n".join(line for line in ps.stdout.splitlines() if line.split()[1][0] != "Z")

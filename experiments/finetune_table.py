@@ -1,0 +1,56 @@
+"""The experiment's runs so far, finished or not: copy each run's curve to ``OUT/runs/<run>.csv`` and print a
+Markdown table of where each stands (for docs/results/README.md while the grid is still training).
+
+    python experiments/finetune_table.py ~/skillbank-runs/finetune ~/skillbank-runs/finetune-from-sac \
+        --out docs/results/finetune
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from skillbank.experiment import steps_to_threshold
+from skillbank.runs import FINISHED_FILE, METRICS_FILE, Run
+
+
+def row(run: Run) -> str:
+    evals = [r for r in run.metrics() if "eval_return" in r]
+    if not evals:
+        return ""
+    spec, last = run.spec, evals[-1]
+    best = max(evals, key=lambda r: r["eval_return"])
+    reached = steps_to_threshold(evals, spec["threshold"])
+    finished = run.path / FINISHED_FILE
+    wall = f"{json.loads(finished.read_text())['wall_time_s']:,.0f} s" if finished.is_file() else ""
+    method = spec["method"] + (f" from {spec['pretrained']}" if spec.get("pretrained") else "")
+    return (f"| {spec['task_name']} | {method} | {spec['seed']} | {last['step']:,.0f} | {last['eval_return']:.0f} "
+            f"| {best['eval_return']:.0f} at {best['step'] / 1000:.0f}k | {last.get('eval_speed', float('nan')):.2f} "
+            f"| {'no' if reached == float('inf') else f'{reached:,.0f}'} | {wall} |")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiments", nargs="+", type=Path, help="experiment folders (each with runs/)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for runs/<run>.csv")
+    args = parser.parse_args()
+    (args.out / "runs").mkdir(parents=True, exist_ok=True)
+    print("| task | method | seed | steps | final eval return | best | final speed (m/s) | threshold at | wall time |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for folder in args.experiments:
+        for path in sorted((folder / "runs").iterdir()):
+            if not (path / METRICS_FILE).is_file():
+                continue
+            run = Run(path)
+            line = row(run)
+            if line:
+                pretrained = run.spec.get("pretrained")  # runs fine-tuned from different skills share names
+                name = path.name + (f"-from-{pretrained.split('@')[0]}" if pretrained else "")
+                shutil.copyfile(path / METRICS_FILE, args.out / "runs" / f"{name}.csv")
+                print(line)
+
+
+if __name__ == "__main__":
+    main()
