@@ -4,8 +4,9 @@ then show the shipped Ant skills.
 Reads (or, if absent, trains with a short budget) ``corner-east`` and ``corner-north`` in the
 store, composes them by averaging their Q-functions, and sets the composite beside the skill
 trained directly on the combined task and beside the exact optimum from the grid solver. Then,
-without training (hours of it), the walking skill ``ant-walk-sql``'s headings and the fine-tuned
-``ant-umaze-finetuned``'s rollouts over the maze, for those of them the store holds.
+without training (hours of it), the headings of the walking skill ``ant-walk-sql`` beside those of
+SAC's ``ant-walk-sac`` (the same budget), and the fine-tuned ``ant-umaze-finetuned``'s rollouts over the
+maze, for those of them the store holds.
 Writes figures and ``summary.json`` into ``out``; nothing is written into the store.
 """
 
@@ -31,7 +32,7 @@ from skillbank.tasks import load_task
 
 EPISODES = 100
 FALLBACK_STEPS = 30_000  # when a constituent is missing from the store: about 3 minutes each
-WALKER, MAZE_SKILL = "ant-walk-sql", "ant-umaze-finetuned"
+WALKERS, MAZE_SKILL = ("ant-walk-sql", "ant-walk-sac"), "ant-umaze-finetuned"
 WALK_EPISODES, MAZE_EPISODES = 50, 10
 
 
@@ -133,29 +134,35 @@ def run_demo(registry: Registry, out: str | Path = "demo", progress: bool = True
         f"(exact-sample floor {sampler['resample']['floor']:.3f})\n"
         f"{ant_text}"
         f"  wrote {out}/summary.json, east_north_bounds.png, east_north_composite.png"
-        f"{''.join(', ' + Path(v['figure']).name for v in ant.values() if v)} in {summary['seconds']} s"
+        f"{''.join(', ' + name for name in dict.fromkeys(Path(v['figure']).name for v in ant.values() if v))} in "
+        f"{summary['seconds']} s"
     )
     return summary
 
 
 def _ant_skills(registry: Registry, out: Path) -> tuple[dict[str, Any], str]:
-    """The shipped walker's headings and the fine-tuned maze skill's rollouts, where the store has them
+    """The shipped walkers' headings and the fine-tuned maze skill's rollouts, where the store has them
     (trained for hours, so never trained here): their summaries (None when absent) and lines of text."""
     found: dict[str, Any] = {}
-    lines = ""
-    try:
-        walker = registry.load(WALKER)
-    except NotFoundError:
-        found[WALKER], lines = None, f"  {WALKER} is not in the store: no Ant walker to show\n"
-    else:
+    lines, paths_by_walker = "", {}
+    for name in WALKERS:
+        try:
+            walker = registry.load(name)
+        except NotFoundError:
+            found[name] = None
+            lines += f"  {name} is not in the store: no such Ant walker to show\n"
+            continue
         _say(f"rolling out {walker.ref} on empty ground ...")
         env = make_skill_env(walker)
-        paths = rollouts(walker, WALK_EPISODES, seed=0, env=env)
-        walk = {"ref": walker.ref, "rollouts": WALK_EPISODES, **locomotion(paths, env.unwrapped.dt)}
-        walk["figure"] = str(plot_headings({walker.ref: paths}, out / "ant_walk_headings.png", env.unwrapped.dt))
-        found[WALKER] = walk
-        lines = (f"  {walker.ref}: {WALK_EPISODES} rollouts walk {walk['mean_speed']:.2f} m/s on average, "
-                 f"in {walk['octants_covered']} of 8 heading octants\n")  # fmt: skip
+        paths_by_walker[walker.ref] = paths = rollouts(walker, WALK_EPISODES, seed=0, env=env)
+        found[name] = walk = {"ref": walker.ref, "rollouts": WALK_EPISODES, **locomotion(paths, env.unwrapped.dt)}
+        lines += (f"  {walker.ref}: {WALK_EPISODES} rollouts walk {walk['mean_speed']:.2f} m/s on average, "
+                  f"in {walk['octants_covered']} of 8 heading octants\n")  # fmt: skip
+    if paths_by_walker:  # one figure, the walkers one above the other
+        figure = str(plot_headings(paths_by_walker, out / "ant_walk_headings.png", env.unwrapped.dt))
+        for name in WALKERS:
+            if found[name]:
+                found[name]["figure"] = figure
     try:
         maze = registry.load(MAZE_SKILL)
     except NotFoundError:

@@ -110,16 +110,26 @@ def test_the_demo_shows_the_stored_ant_skills_and_says_which_are_missing(tmp_pat
     monkeypatch.setattr(demo, "WALK_EPISODES", 3)
     monkeypatch.setattr(demo, "MAZE_EPISODES", 2)
     registry = Registry(tmp_path / "store")
+    sql_walker, sac_walker = demo.WALKERS
     found, text = demo._ant_skills(registry, tmp_path)
-    assert found == {demo.WALKER: None, demo.MAZE_SKILL: None} and text.count("is not in the store") == 2
+    assert found == {sql_walker: None, sac_walker: None, demo.MAZE_SKILL: None}
+    assert text.count("is not in the store") == 3
 
     pretrained = walker(SQL).skill
-    registry.register(pretrained, demo.WALKER)
+    registry.register(pretrained, sql_walker)
+    found, text = demo._ant_skills(registry, tmp_path)  # one walker: shown, and the other said missing
+    assert found[sac_walker] is None and f"{sac_walker} is not in the store" in text
+    assert found[sql_walker]["rollouts"] == 3 and "heading octants" in text
+
+    registry.register(walker(SAC).skill, sac_walker)
     registry.register(finetune(pretrained, "ant-umaze", steps=30, warmup=30).skill, demo.MAZE_SKILL)
     found, text = demo._ant_skills(registry, tmp_path)
-    walk, maze = found[demo.WALKER], found[demo.MAZE_SKILL]
-    assert walk["rollouts"] == 3 and sum(walk["octant_counts"]) == 3 and 1 <= walk["octants_covered"] <= 3
-    assert walk["mean_speed"] >= 0 and maze["episodes"] == 2 and 0 <= maze["success_rate"] <= 1
-    for figure in (walk["figure"], maze["figure"]):
+    maze = found[demo.MAZE_SKILL]
+    for name in demo.WALKERS:
+        walk = found[name]
+        assert walk["rollouts"] == 3 and sum(walk["octant_counts"]) == 3 and 1 <= walk["octants_covered"] <= 3
+        assert walk["mean_speed"] >= 0 and walk["figure"] == str(tmp_path / "ant_walk_headings.png")
+    assert maze["episodes"] == 2 and 0 <= maze["success_rate"] <= 1
+    for figure in (found[sql_walker]["figure"], maze["figure"]):
         assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "is not in the store" not in text and "heading octants" in text and "reach the goal" in text
+    assert "is not in the store" not in text and text.count("heading octants") == 2 and "reach the goal" in text
