@@ -94,7 +94,9 @@ def finetune(
 ) -> OffPolicyAlgorithm:
     """Continue training ``skill`` (SQL or SAC, or DDPG) on ``task`` for ``steps`` environment steps and
     return the algorithm: its skill records the new task, its buffer the new experience, its counters
-    the fine-tuning steps. Register it with ``Parent(ref, "fine-tuned-from")``."""
+    the fine-tuning steps. Register it with ``Parent(ref, "fine-tuned-from")``. Training goes on at the
+    skill's temperature: for SAC the one it learned (with autotune it keeps tuning from there), not the
+    configuration's starting ``alpha``."""
     algo = build_finetune(finetune_spec(skill, task, steps=steps, seed=seed, warmup=warmup,
                                         anneal_alpha_to=anneal_alpha_to, anneal_steps=anneal_steps,
                                         compile=compile, device=device), skill)  # fmt: skip

@@ -133,3 +133,12 @@ def test_the_demo_shows_the_stored_ant_skills_and_says_which_are_missing(tmp_pat
     for figure in (found[sql_walker]["figure"], maze["figure"]):
         assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "is not in the store" not in text and text.count("heading octants") == 2 and "reach the goal" in text
+
+
+def test_fine_tuning_sac_goes_on_at_the_temperature_it_learned():
+    from skillbank.finetune import build_finetune, finetune_spec
+
+    pretrained = walker(SAC).skill
+    pretrained.alpha = 0.05  # as if tuned down from the configuration's 1.0
+    algo = build_finetune(finetune_spec(pretrained, "ant-hallway-wide", steps=10), pretrained)
+    assert algo.config.alpha == 1.0 and float(algo.log_alpha.exp()) == pytest.approx(0.05)
