@@ -232,7 +232,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
         methods.setdefault(method, []).append(run.metrics())
     if not any(rows for runs in methods.values() for rows in runs):
         raise SkillbankError("the run directories hold no metrics yet")
-    print(f"wrote {plot_curves(methods, args.out, args.metric, title=args.title or '')}")
+    print(f"wrote {plot_curves(methods, args.out, args.metric, title=args.title or '', threshold=args.threshold)}")
     return 0
 
 
@@ -601,6 +601,7 @@ def _training_commands(add: Add) -> None:
         help="column of metrics.csv to draw (default episode_return; eval_return where evaluated)",
     )
     p.add_argument("--title", help="figure title")
+    p.add_argument("--threshold", type=float, help="draw a dashed line at this value (e.g. a task's threshold)")
 
     p = add("eval", "roll a skill out and count where its rollouts end", cmd_eval)
     p.add_argument("ref", help="skill reference")

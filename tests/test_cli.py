@@ -117,8 +117,13 @@ def test_curves_draws_runs_fine_tuned_from_different_skills_as_different_methods
         run = Run(tmp_path / name, spec)
         (run.path / "metrics.csv").write_text(",".join(COLUMNS) + "\n" + "10,1,1,5,7" + "," * (len(COLUMNS) - 5) + "\n")
     drawn = {}
-    monkeypatch.setattr(skillbank.plot, "plot_curves", lambda methods, out, *a, **k: drawn.update(methods) or out)
-    assert main(["curves", *(str(tmp_path / n) for n in specs), "--out", str(tmp_path / "c.png")]) == 0
+    monkeypatch.setattr(
+        skillbank.plot,
+        "plot_curves",
+        lambda methods, out, *a, threshold, **k: drawn.update(methods, threshold=threshold) or out,
+    )
+    command = ["curves", *(str(tmp_path / n) for n in specs), "--out", str(tmp_path / "c.png"), "--threshold", "350"]
+    assert main(command) == 0 and drawn.pop("threshold") == 350
     assert {m: len(runs) for m, runs in drawn.items()} == {
         "sac-scratch": 1, "finetune from ant-walk-sql@1": 2, "finetune from ant-walk-sac@1": 1,
     }  # fmt: skip
