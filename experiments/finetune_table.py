@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from skillbank.experiment import steps_to_threshold
+from skillbank.jobs import method_label
 from skillbank.runs import FINISHED_FILE, METRICS_FILE, Run
 
 
@@ -25,8 +26,8 @@ def row(run: Run) -> str:
     reached = steps_to_threshold(evals, spec["threshold"])
     finished = run.path / FINISHED_FILE
     wall = f"{json.loads(finished.read_text())['wall_time_s']:,.0f} s" if finished.is_file() else ""
-    method = spec["method"] + (f" from {spec['pretrained']}" if spec.get("pretrained") else "")
-    return (f"| {spec['task_name']} | {method} | {spec['seed']} | {last['step']:,.0f} | {last['eval_return']:.0f} "
+    return (f"| {spec['task_name']} | {method_label(spec)} | {spec['seed']} | {last['step']:,.0f} "
+            f"| {last['eval_return']:.0f} "
             f"| {best['eval_return']:.0f} at {best['step'] / 1000:.0f}k | {last.get('eval_speed', float('nan')):.2f} "
             f"| {'no' if reached == float('inf') else f'{reached:,.0f}'} | {wall} |")  # fmt: skip
 

@@ -220,16 +220,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
+    from skillbank.jobs import method_label
     from skillbank.plot import plot_curves
     from skillbank.runs import Run
 
     methods: dict[str, list] = {}
     for path in args.run_dirs:
         run = Run(path)
-        method = run.spec.get("method") or f"{run.spec['kind']} {run.spec['algo']}"
-        if run.spec.get("pretrained"):  # fine-tuned runs from different skills are different methods
-            method += f" from {run.spec['pretrained']}"
-        methods.setdefault(method, []).append(run.metrics())
+        methods.setdefault(method_label(run.spec), []).append(run.metrics())
     if not any(rows for runs in methods.values() for rows in runs):
         raise SkillbankError("the run directories hold no metrics yet")
     print(f"wrote {plot_curves(methods, args.out, args.metric, title=args.title or '', threshold=args.threshold)}")

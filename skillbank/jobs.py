@@ -81,6 +81,13 @@ def train_spec(
     }
 
 
+def method_label(spec: dict[str, Any]) -> str:
+    """What a run's curve is called: its method (``sac-scratch``, ``finetune``, or ``train sql``), and for a
+    fine-tuned run the skill it started from, since runs from different skills are different methods."""
+    method = spec.get("method") or f"{spec['kind']} {spec['algo']}"
+    return method + (f" from {spec['pretrained']}" if spec.get("pretrained") else "")
+
+
 def new_run_dir(spec: dict[str, Any]) -> Path:
     """A fresh run directory under :func:`~skillbank.runs.default_runs_dir` for ``spec``."""
     return default_runs_dir() / f"{spec['name']}-s{spec['seed']}-{time.strftime('%Y%m%d-%H%M%S')}"
