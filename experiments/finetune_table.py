@@ -1,5 +1,7 @@
-"""The experiment's runs so far, finished or not: copy each run's curve to ``OUT/runs/<run>.csv`` and print a
-Markdown table of where each stands (for docs/results/README.md while the grid is still training).
+"""The experiment's runs so far, finished or not: copy each run's curve to ``OUT/runs/<run>.csv``, print a
+Markdown table of where each stands (for docs/results/README.md while the grid is still training), and write
+``OUT/compare.json``: per task, each pretrained skill's fine-tuning judged against the best from-scratch method of
+all the experiments, over their finished runs (:func:`skillbank.experiment.compare`).
 
     python experiments/finetune_table.py ~/skillbank-runs/finetune ~/skillbank-runs/finetune-from-sac \
         --out docs/results/finetune
@@ -12,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from skillbank.experiment import steps_to_threshold
+from skillbank.experiment import compare, steps_to_threshold
 from skillbank.jobs import method_label
 from skillbank.runs import FINISHED_FILE, METRICS_FILE, Run
 
@@ -51,6 +53,14 @@ def main() -> None:
                 name = path.name + (f"-from-{pretrained.split('@')[0]}" if pretrained else "")
                 shutil.copyfile(path / METRICS_FILE, args.out / "runs" / f"{name}.csv")
                 print(line)
+    comparison = compare(args.experiments)
+    (args.out / "compare.json").write_text(json.dumps(comparison, indent=2, sort_keys=True))
+    print()
+    for name, task in sorted(comparison["tasks"].items()):
+        seeds = ", ".join(f"{m} {len(e['per_seed'])}" for m, e in sorted(task["methods"].items()))
+        print(f"{name} (finished seeds: {seeds})")
+        for method, verdict in sorted(task["verdicts"].items()):
+            print(f"  {method}: {json.dumps(verdict)}")
 
 
 if __name__ == "__main__":

@@ -27,13 +27,14 @@ from skillbank.backends import run_jobs
 from skillbank.errors import SkillbankError
 from skillbank.evaluate import make_skill_env, rollouts
 from skillbank.finetune import finetune_spec
-from skillbank.jobs import RESULT_DIR, RESULT_FILE, register_result, train_spec
+from skillbank.jobs import RESULT_DIR, RESULT_FILE, method_label, register_result, train_spec
 from skillbank.plot import plot_curves, plot_rollouts_beside
 from skillbank.registry import Parent, Registry
 from skillbank.runs import Run
 from skillbank.tasks import load_task
 
-METHODS = ("finetune", "sql-scratch", "sac-scratch", "ddpg-scratch")
+SCRATCH_METHODS = ("sql-scratch", "sac-scratch", "ddpg-scratch")
+METHODS = ("finetune", *SCRATCH_METHODS)
 EVAL_EVERY = 10_000
 EVAL_EPISODES = 10
 PICTURE_EPISODES = 10
@@ -112,13 +113,13 @@ def steps_to_threshold(rows: list[dict[str, float]], threshold: float) -> float:
     return next((row["step"] for row in rows if row.get("eval_return", -math.inf) >= threshold), math.inf)
 
 
-def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, Any]:
-    """``OUT/summary.json`` and one learning-curve figure per task, from the runs' metrics."""
+def tabulate(jobs: list[tuple[Path, dict[str, Any]]]) -> tuple[dict[str, Any], dict[str, dict[str, list]]]:
+    """Per task, each method's medians over seeds (the schema of ``summary.json``, without the verdict and the best
+    skills), and each method's evaluation curves, from the runs' metrics."""
     tasks: dict[str, Any] = {}
     curves: dict[str, dict[str, list]] = {}
     for path, spec in jobs:
-        run = Run(path)
-        rows = [row for row in run.metrics() if "eval_return" in row]
+        rows = [row for row in Run(path).metrics() if "eval_return" in row]
         task = tasks.setdefault(spec["task_name"], {"threshold": spec["threshold"], "seeds": 0,
                                                      "budget_steps": spec["steps"], "methods": {}})  # fmt: skip
         per_seed = task["methods"].setdefault(spec["method"], {"seeds": []})["seeds"]
@@ -131,7 +132,7 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
             "wall_time_s": outcome.get("wall_time_s"), "steps": int(final.get("step", 0)),
         })  # fmt: skip
         curves.setdefault(spec["task_name"], {}).setdefault(spec["method"], []).append(rows)
-    for name, task in tasks.items():
+    for task in tasks.values():
         for entry in task["methods"].values():
             seeds = entry.pop("seeds")
             task["seeds"] = max(task["seeds"], len(seeds))
@@ -149,6 +150,13 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
                     for s in seeds
                 ],  # fmt: skip
             )
+    return tasks, curves
+
+
+def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, Any]:
+    """``OUT/summary.json`` and one learning-curve figure per task, from the runs' metrics."""
+    tasks, curves = tabulate(jobs)
+    for name, task in tasks.items():
         task["verdict"] = verdict(task)
         plot_curves(curves[name], out / f"finetune_{name}.png", "eval_return", title=f"{name}: evaluation return",
                     threshold=task["threshold"])  # fmt: skip
@@ -158,20 +166,36 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
     return summary
 
 
-def verdict(task: dict[str, Any]) -> dict[str, Any]:
-    """Did fine-tuning reach the threshold in at most half the steps of the best from-scratch method (medians
-    over seeds)? A method that never reached it needs more than the budget, so the budget stands in for its
-    steps: a lower bound, which keeps the verdict conservative."""
+def compare(experiments: list[Path]) -> dict[str, Any]:
+    """Verdicts across experiments on the same tasks that fine-tune different pretrained skills (one
+    ``--pretrained`` each): per task, every fine-tuned method, named for its skill (``finetune from
+    ant-walk-sac@1``), against the best from-scratch method of them all. Only finished runs count."""
+    jobs = []
+    for folder in experiments:
+        for path in sorted((folder / "runs").glob(f"*/{RESULT_DIR}/{RESULT_FILE}")):
+            spec = Run(path.parents[1]).spec
+            jobs.append((path.parents[1], {**spec, "method": method_label(spec)}))
+    tasks, _ = tabulate(jobs)
+    for task in tasks.values():
+        tuned = [m for m in task["methods"] if m not in SCRATCH_METHODS]
+        task["verdicts"] = {m: verdict(task, tuned=m) for m in tuned}
+    return {"experiments": [str(f) for f in experiments], "tasks": tasks}
+
+
+def verdict(task: dict[str, Any], tuned: str = "finetune") -> dict[str, Any]:
+    """Did fine-tuning (the method ``tuned``) reach the threshold in at most half the steps of the best
+    from-scratch method (medians over seeds)? A method that never reached it needs more than the budget, so the
+    budget stands in for its steps: a lower bound, which keeps the verdict conservative."""
     methods = task["methods"]
-    tuned = methods.get("finetune", {}).get("steps_to_threshold")
-    scratch = {m: e["steps_to_threshold"] for m, e in methods.items() if m != "finetune"}
+    tuned_steps = methods.get(tuned, {}).get("steps_to_threshold")
+    scratch = {m: e["steps_to_threshold"] for m, e in methods.items() if m in SCRATCH_METHODS}
     reached = {m: steps for m, steps in scratch.items() if steps is not None}
     best = min(reached, key=reached.get) if reached else None
     scratch_steps = reached[best] if best else task["budget_steps"]
     return {
-        "finetune_steps": tuned, "best_scratch_method": best, "best_scratch_steps": reached.get(best),
-        "speedup": None if tuned is None or not reached else scratch_steps / tuned,
-        "within_half": tuned is not None and bool(scratch) and tuned <= scratch_steps / 2,
+        "finetune_steps": tuned_steps, "best_scratch_method": best, "best_scratch_steps": reached.get(best),
+        "speedup": None if tuned_steps is None or not reached else scratch_steps / tuned_steps,
+        "within_half": tuned_steps is not None and bool(scratch) and tuned_steps <= scratch_steps / 2,
     }  # fmt: skip
 
 
@@ -194,7 +218,7 @@ def best_skills(name: str, task: dict[str, Any], registry: Registry, out: Path) 
             registry.load(tuned["ref"]), f"{name}-finetuned", parents=[Parent(tuned["ref"], "best-of-seeds")],
             description=f"the best of the fine-tuned runs on {name}", run_id=f"best-of-seeds:{tuned['ref']}",
         )  # fmt: skip
-    scratch = {m: e for m, e in task["methods"].items() if m != "finetune" and _best_run(e["per_seed"])}
+    scratch = {m: e for m, e in task["methods"].items() if m in SCRATCH_METHODS and _best_run(e["per_seed"])}
     if scratch:
         method = min(scratch, key=lambda m: (scratch[m]["steps_to_threshold"] or math.inf,
                                              -scratch[m]["final_return"]))  # fmt: skip

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from skillbank import SQL, Registry
-from skillbank.experiment import verdict
+from skillbank.experiment import compare, verdict
+from skillbank.runs import Run
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = "hidden = [16, 16]\nbatch_size = 16\nlearning_starts = 50\nbuffer_size = 2000\n"
@@ -124,6 +125,36 @@ def test_the_verdict_compares_fine_tuning_with_the_best_from_scratch(finetune, s
     result = verdict({"budget_steps": 150_000, "methods": methods})
     assert result["within_half"] is within_half and result["speedup"] == speedup
     assert result["finetune_steps"] == finetune
+
+
+def finished_run(folder, method, seed, evals, pretrained=None):
+    """A finished run directory of ``folder``'s grid whose evaluations return ``evals`` every 10k steps."""
+    spec = {"task_name": "arena", "method": method, "seed": seed, "threshold": 350, "steps": 150_000}
+    spec.update({"pretrained": pretrained} if pretrained else {})
+    run = Run(folder / "runs" / f"arena-{method}-s{seed}", spec)
+    rows = "".join(f"{10_000 * (i + 1)},{r}\n" for i, r in enumerate(evals))
+    (run.path / "metrics.csv").write_text("step,eval_return\n" + rows)
+    (run.path / "result").mkdir()
+    (run.path / "result" / "result.json").write_text(json.dumps({"wall_time_s": 1.0}))
+
+
+def test_compare_judges_each_pretrained_skill_against_the_scratch_runs_of_every_experiment(tmp_path):
+    grid, other = tmp_path / "grid", tmp_path / "other"
+    for seed in range(3):
+        finished_run(grid, "sac-scratch", seed, [100, 200, 300, 360])  # reaches 350 at 40k
+        finished_run(grid, "finetune", seed, [300, 340, 350, 400], pretrained="slow@1")  # at 30k: not half
+        finished_run(other, "finetune", seed, [200, 360, 380, 400], pretrained="fast@1")  # at 20k: half
+    Run(other / "runs" / "arena-finetune-s3", {"task_name": "arena", "method": "finetune", "seed": 3})  # unfinished
+    tasks = compare([grid, other])["tasks"]
+    assert set(tasks["arena"]["methods"]) == {"sac-scratch", "finetune from slow@1", "finetune from fast@1"}
+    assert [len(e["per_seed"]) for e in tasks["arena"]["methods"].values()] == [3, 3, 3]
+    verdicts = tasks["arena"]["verdicts"]
+    assert set(verdicts) == {"finetune from slow@1", "finetune from fast@1"}
+    assert verdicts["finetune from slow@1"]["within_half"] is False
+    assert verdicts["finetune from fast@1"] == {
+        "finetune_steps": 20_000, "best_scratch_method": "sac-scratch", "best_scratch_steps": 40_000, "speedup": 2.0,
+        "within_half": True,
+    }  # fmt: skip
 
 
 def test_workers_whose_driver_is_killed_stop_with_a_checkpoint_instead_of_training_on(setup):
