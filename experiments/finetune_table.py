@@ -1,10 +1,11 @@
 """The experiment's runs so far, finished or not: copy each run's curve to ``OUT/runs/<run>.csv``, print a
 Markdown table of where each stands (for docs/results/README.md while the grid is still training), and write
 ``OUT/compare.json``: per task, each pretrained skill's fine-tuning judged against the best from-scratch method of
-all the experiments, over their finished runs (:func:`skillbank.experiment.compare`).
+all the experiments, over their finished runs (:func:`skillbank.experiment.compare`), and with ``--figures`` their
+learning curves.
 
     python experiments/finetune_table.py ~/skillbank-runs/finetune ~/skillbank-runs/finetune-from-sac \
-        --out docs/results/finetune
+        --out docs/results/finetune --figures docs/results
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def row(run: Run) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="+", type=Path, help="experiment folders (each with runs/)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for runs/<run>.csv")
+    parser.add_argument("--out", type=Path, required=True, help="folder for runs/<run>.csv and compare.json")
+    parser.add_argument("--figures", type=Path, help="folder for finetune_<task>_compared.png (none if not given)")
     args = parser.parse_args()
     (args.out / "runs").mkdir(parents=True, exist_ok=True)
     print("| task | method | seed | steps | final eval return | best | final speed (m/s) | threshold at | wall time |")
@@ -53,7 +55,7 @@ def main() -> None:
                 name = path.name + (f"-from-{pretrained.split('@')[0]}" if pretrained else "")
                 shutil.copyfile(path / METRICS_FILE, args.out / "runs" / f"{name}.csv")
                 print(line)
-    comparison = compare(args.experiments)
+    comparison = compare(args.experiments, out=args.figures)
     (args.out / "compare.json").write_text(json.dumps(comparison, indent=2, sort_keys=True))
     print()
     for name, task in sorted(comparison["tasks"].items()):

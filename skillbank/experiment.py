@@ -166,19 +166,24 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
     return summary
 
 
-def compare(experiments: list[Path]) -> dict[str, Any]:
+def compare(experiments: list[Path], out: Path | None = None) -> dict[str, Any]:
     """Verdicts across experiments on the same tasks that fine-tune different pretrained skills (one
     ``--pretrained`` each): per task, every fine-tuned method, named for its skill (``finetune from
-    ant-walk-sac@1``), against the best from-scratch method of them all. Only finished runs count."""
+    ant-walk-sac@1``), against the best from-scratch method of them all, and with ``out`` their learning curves
+    in ``out/finetune_<task>_compared.png``. Only finished runs count."""
     jobs = []
     for folder in experiments:
         for path in sorted((folder / "runs").glob(f"*/{RESULT_DIR}/{RESULT_FILE}")):
             spec = Run(path.parents[1]).spec
             jobs.append((path.parents[1], {**spec, "method": method_label(spec)}))
-    tasks, _ = tabulate(jobs)
-    for task in tasks.values():
+    tasks, curves = tabulate(jobs)
+    for name, task in tasks.items():
         tuned = [m for m in task["methods"] if m not in SCRATCH_METHODS]
         task["verdicts"] = {m: verdict(task, tuned=m) for m in tuned}
+        if out is not None:
+            figure = out / f"finetune_{name}_compared.png"
+            title = f"{name}: evaluation return"
+            task["figure"] = str(plot_curves(curves[name], figure, "eval_return", title, task["threshold"]))
     return {"experiments": [str(f) for f in experiments], "tasks": tasks}
 
 

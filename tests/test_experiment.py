@@ -145,7 +145,7 @@ def test_compare_judges_each_pretrained_skill_against_the_scratch_runs_of_every_
         finished_run(grid, "finetune", seed, [300, 340, 350, 400], pretrained="slow@1")  # at 30k: not half
         finished_run(other, "finetune", seed, [200, 360, 380, 400], pretrained="fast@1")  # at 20k: half
     Run(other / "runs" / "arena-finetune-s3", {"task_name": "arena", "method": "finetune", "seed": 3})  # unfinished
-    tasks = compare([grid, other])["tasks"]
+    tasks = compare([grid, other], out=tmp_path)["tasks"]
     assert set(tasks["arena"]["methods"]) == {"sac-scratch", "finetune from slow@1", "finetune from fast@1"}
     assert [len(e["per_seed"]) for e in tasks["arena"]["methods"].values()] == [3, 3, 3]
     verdicts = tasks["arena"]["verdicts"]
@@ -155,6 +155,8 @@ def test_compare_judges_each_pretrained_skill_against_the_scratch_runs_of_every_
         "finetune_steps": 20_000, "best_scratch_method": "sac-scratch", "best_scratch_steps": 40_000, "speedup": 2.0,
         "within_half": True,
     }  # fmt: skip
+    assert Path(tasks["arena"]["figure"]) == tmp_path / "finetune_arena_compared.png"
+    assert (tmp_path / "finetune_arena_compared.png").stat().st_size > 10_000
 
 
 def test_workers_whose_driver_is_killed_stop_with_a_checkpoint_instead_of_training_on(setup):
