@@ -177,15 +177,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from skillbank.evaluate import evaluate
+    from skillbank.evaluate import evaluate, task_env
 
     registry = _registry(args, create=False)
     skill = registry.load(args.ref)
-    summary = {"ref": skill.ref, **evaluate(skill, args.episodes, seed=args.seed)}
+    env = task_env(skill, args.task) if args.task else None
+    summary = {"ref": skill.ref, **evaluate(skill, args.episodes, seed=args.seed, env=env)}
+    summary.update({"task": args.task} if args.task else {})
     if args.json:
         _print_json(summary)
     else:
-        print(f"{skill.ref}: mean return {summary['mean_return']:.1f} over {args.episodes} episodes")
+        where = f" on {args.task}" if args.task else ""
+        print(f"{skill.ref}: mean return {summary['mean_return']:.1f} over {args.episodes} episodes{where}")
         if "goal_counts" in summary:
             for goal, count in zip(summary["goals"], summary["goal_counts"]):
                 print(f"  goal ({goal[0]:g}, {goal[1]:g}): {count} rollouts")
@@ -201,14 +204,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from skillbank.bounds import composite_report
-    from skillbank.evaluate import make_skill_env, rollouts
+    from skillbank.evaluate import make_skill_env, rollouts, task_env
     from skillbank.plot import plot_arena, plot_bound_maps, plot_multigoal
 
     skill = _registry(args, create=False).load(args.ref)
-    out = args.out or Path(skill.ref.replace("@", "-v") + ".png")
-    arena = "x_position" in make_skill_env(skill).reset(seed=0)[1]  # a task that reports where the body is
+    where = f"-on-{Path(args.task).stem}" if args.task else ""
+    out = args.out or Path(skill.ref.replace("@", "-v") + where + ".png")
+    env = task_env(skill, args.task) if args.task else make_skill_env(skill)
+    arena = "x_position" in env.reset(seed=0)[1]  # a task that reports where the body is
+    if args.task and not arena:
+        raise SkillbankError(f"--task draws rollouts over an Ant arena, and {args.task} is not one")
     try:
-        (plot_arena if arena else plot_multigoal)(skill, out, episodes=args.episodes, seed=args.seed)
+        if arena:
+            plot_arena(skill, out, episodes=args.episodes, seed=args.seed, task=args.task)
+        else:
+            plot_multigoal(skill, out, episodes=args.episodes, seed=args.seed)
     except ValueError as error:
         raise SkillbankError(f"cannot plot {skill.ref}: {error}") from error
     print(f"wrote {out}")
@@ -603,6 +613,8 @@ def _training_commands(add: Add) -> None:
 
     p = add("eval", "roll a skill out and count where its rollouts end", cmd_eval)
     p.add_argument("ref", help="skill reference")
+    p.add_argument("--task", help="roll it out zero-shot on this task (a name or a task file) instead of its own; "
+                   "it must have the skill's observation and action spaces, e.g. a walker in an arena")  # fmt: skip
     p.add_argument("--episodes", type=_positive, default=100, help="number of rollouts (default 100)")
     p.add_argument("--seed", type=_positive, default=0, help="seed of the rollouts (default 0)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
@@ -611,7 +623,8 @@ def _training_commands(add: Add) -> None:
             "also maps of the true error beside its bounds (NAME-vN-bounds.png); on an Ant task, the rollouts "
             "from above over the arena's walls", cmd_plot)  # fmt: skip
     p.add_argument("ref", help="skill reference")
-    p.add_argument("--out", type=Path, help="PNG file to write (default: NAME-vN.png)")
+    p.add_argument("--out", type=Path, help="PNG file to write (default: NAME-vN.png, NAME-vN-on-TASK.png)")
+    p.add_argument("--task", help="draw its rollouts zero-shot over this Ant arena instead of its own task")
     p.add_argument("--episodes", type=_positive, default=50, help="rollouts to draw (default 50)")
     p.add_argument("--seed", type=_positive, default=0, help="seed of the rollouts and samples (default 0)")
     p.add_argument("--spacing", type=float, default=SPACING, help=f"grid spacing of a composite's bound maps "

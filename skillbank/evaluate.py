@@ -17,7 +17,8 @@ from skillbank.buffer import MAX_ROWS, ReplayBuffer, dataset
 from skillbank.envs import make_task_env
 from skillbank.errors import SkillbankError, SkillFormatError
 from skillbank.registry import Parent, Registry
-from skillbank.skill import Skill
+from skillbank.skill import Skill, box_to_json
+from skillbank.tasks import load_task
 
 
 @dataclass
@@ -33,6 +34,21 @@ def make_skill_env(skill: Skill, env_kwargs: dict[str, Any] | None = None) -> gy
     """The environment the skill was trained in (optionally with changed keyword arguments)."""
     task = skill.description.get("task", {})
     return make_task_env({**task, "env_kwargs": {**task.get("env_kwargs", {}), **(env_kwargs or {})}})
+
+
+def task_env(skill: Skill, task: str) -> gym.Env:
+    """The environment of ``task`` (a name or a task file), for rolling ``skill`` out zero-shot where it was not
+    trained (a walker in an arena, before fine-tuning); the task's observation and action spaces must be the
+    skill's."""
+    loaded = load_task(task)
+    env = loaded.make_env()
+    for kind, space in (("observation", env.observation_space), ("action", env.action_space)):
+        if box_to_json(space) != skill.description[f"{kind}_space"]:
+            raise SkillbankError(
+                f"{loaded.name}'s {kind} space {space} is not the skill's, so it cannot be rolled out there as it "
+                f"is; fine-tune it to the task instead (skillbank finetune REF --task {loaded.name})"
+            )
+    return env
 
 
 def rollouts(skill: Skill, episodes: int, seed: int = 0, env: gym.Env | None = None) -> list[Rollout]:

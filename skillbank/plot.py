@@ -13,7 +13,7 @@ import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from skillbank.evaluate import make_skill_env, rollouts  # noqa: E402
+from skillbank.evaluate import make_skill_env, rollouts, task_env  # noqa: E402
 from skillbank.skill import Skill  # noqa: E402
 
 PAPER_STATES: tuple[tuple[float, float], ...] = ((-2.5, 0.0), (0.0, 0.0), (2.5, 2.5))
@@ -193,15 +193,17 @@ def draw_arena(ax: plt.Axes, env, paths=None, color: str = "tab:blue", label: st
     ax.autoscale()
 
 
-def plot_arena(skill: Skill, out: str | Path, episodes: int = 20, seed: int = 0, paths=None) -> Path:
+def plot_arena(
+    skill: Skill, out: str | Path, episodes: int = 20, seed: int = 0, paths=None, task: str | None = None
+) -> Path:
     """Rollouts of a skill on an Ant task (``paths``, or ``episodes`` new ones), drawn from above over the
-    arena's walls (start: the triangle)."""
-    env = make_skill_env(skill)
+    arena's walls (start: the triangle): on its own task, or zero-shot on ``task``."""
+    env = task_env(skill, task) if task else make_skill_env(skill)
     paths = paths or rollouts(skill, episodes, seed, env)
     if paths[0].positions is None:
         raise ValueError("plot_arena needs a task whose steps report x_position and y_position (the Ant tasks)")
     name = getattr(skill, "ref", None) or skill.description["algorithm"]
-    title = f"{len(paths)} rollouts of {name} on {skill.description['task'].get('name')}"
+    title = f"{len(paths)} rollouts of {name} on {task or skill.description['task'].get('name')}"
     return plot_rollouts_beside({name: (env, paths)}, out, title)
 
 

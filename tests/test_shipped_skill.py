@@ -37,3 +37,18 @@ def test_shipped_skill_plots_and_unknown_versions_are_explained(tmp_path):
     assert out.stat().st_size > 10_000
     result = run("plot", "multigoal-sql@99")
     assert result.returncode == 2 and "no version 99; versions: 1" in result.stderr
+
+
+def test_the_shipped_walker_rolls_out_zero_shot_in_an_arena_and_a_mismatched_task_is_refused(tmp_path):
+    result = run("eval", "ant-walk-sac", "--task", "ant-hallway-wide", "--episodes", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    # in the hallway's walls: SAC's walker heads 330 degrees, so it meets the wall within a few metres
+    assert summary["task"] == "ant-hallway-wide" and 0 < summary["mean_distance"] < 15
+    out = tmp_path / "walker_in_the_maze.png"
+    assert run("plot", "ant-walk-sac", "--task", "ant-umaze", "--episodes", "2", "--out", str(out)).returncode == 0
+    assert out.stat().st_size > 10_000
+    refused = run("eval", "multigoal-sql", "--task", "ant-umaze", "--episodes", "2")
+    assert refused.returncode == 2 and "fine-tune it to the task instead" in refused.stderr
+    refused = run("plot", "ant-walk-sac", "--task", "multigoal")
+    assert refused.returncode == 2 and "not the skill's" in refused.stderr

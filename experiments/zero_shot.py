@@ -1,0 +1,58 @@
+"""The pretrained walkers in the arenas before any fine-tuning: is the walker good enough to start from?
+
+For each arena, each walker's rollouts there as it is (the arenas share the walk's observation and actions), drawn
+from above side by side (``OUT/finetune_<task>_zero_shot.png``), and their returns, speeds and success rates beside
+the arena's threshold (``OUT/finetune/zero_shot.json``).
+
+    python experiments/zero_shot.py --store skills_store --out docs/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from skillbank import Registry
+from skillbank.evaluate import rollouts, summarise, task_env
+from skillbank.plot import plot_rollouts_beside
+from skillbank.tasks import load_task
+
+WALKERS = ("ant-walk-sql", "ant-walk-sac")
+TASKS = ("ant-hallway-wide", "ant-hallway-narrow", "ant-umaze")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=Path("skills_store"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results"))
+    parser.add_argument("--episodes", type=int, default=20)
+    args = parser.parse_args()
+    registry, table = Registry(args.store), {}
+    for task in TASKS:
+        panels, table[task] = {}, {"threshold": load_task(task).experiment.threshold}
+        for name in WALKERS:
+            walker = registry.load(name)
+            env = task_env(walker, task)
+            paths = rollouts(walker, args.episodes, seed=0, env=env)
+            summary = summarise(paths, env)
+            lengths = [len(p.observations) - 1 for p in paths]
+            table[task][walker.ref] = {
+                "mean_return": summary["mean_return"], "std_return": float(np.std([p.episode_return for p in paths])),
+                "mean_speed": summary["mean_speed"], "mean_distance": summary["mean_distance"],
+                "success_rate": summary.get("success_rate"), "mean_length": float(np.mean(lengths)),
+            }  # fmt: skip
+            panels[walker.ref] = (env, paths)
+            print(f"{task} {walker.ref}: {json.dumps(table[task][walker.ref])}")
+        title = f"{task}: the pretrained walkers before fine-tuning, {args.episodes} rollouts each"
+        plot_rollouts_beside(panels, args.out / f"finetune_{task}_zero_shot.png", title)
+    (args.out / "finetune").mkdir(parents=True, exist_ok=True)
+    table = {"episodes": args.episodes, "command": "python experiments/zero_shot.py --store skills_store --out "
+             "docs/results", "tasks": table}  # fmt: skip
+    (args.out / "finetune" / "zero_shot.json").write_text(json.dumps(table, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
