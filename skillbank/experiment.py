@@ -169,21 +169,35 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
 def compare(experiments: list[Path], out: Path | None = None) -> dict[str, Any]:
     """Verdicts across experiments on the same tasks that fine-tune different pretrained skills (one
     ``--pretrained`` each): per task, every fine-tuned method, named for its skill (``finetune from
-    ant-walk-sac@1``), against the best from-scratch method of them all, and with ``out`` their learning curves
-    in ``out/finetune_<task>_compared.png``. Only finished runs count."""
-    jobs = []
+    ant-walk-sac@1``), against the best from-scratch method of them all; the best runs (:func:`best_runs`); and
+    with ``out`` their learning curves in ``out/finetune_<task>_compared.png`` and the best runs' rollouts in
+    ``out/finetune_<task>_rollouts_compared.png``. Only finished runs count."""
+    jobs, stores = [], {}  # each run's skill is registered in its experiment's store, OUT/store
     for folder in experiments:
+        registry = Registry(folder / "store") if (folder / "store").is_dir() else None
         for path in sorted((folder / "runs").glob(f"*/{RESULT_DIR}/{RESULT_FILE}")):
             spec = Run(path.parents[1]).spec
             jobs.append((path.parents[1], {**spec, "method": method_label(spec)}))
+            stores[str(path.parents[1])] = registry
     tasks, curves = tabulate(jobs)
     for name, task in tasks.items():
         tuned = [m for m in task["methods"] if m not in SCRATCH_METHODS]
         task["verdicts"] = {m: verdict(task, tuned=m) for m in tuned}
-        if out is not None:
-            figure = out / f"finetune_{name}_compared.png"
-            title = f"{name}: evaluation return"
-            task["figure"] = str(plot_curves(curves[name], figure, "eval_return", title, task["threshold"]))
+        for entry in task["methods"].values():
+            for seed in entry["per_seed"]:
+                registry = stores[seed["run"]]
+                seed["ref"] = registry and registry.find_run(Run(seed["run"]).run_id)
+        best = dict(zip(("finetuned", "scratch"), best_runs(task)))
+        task["best"] = {k: v and {"method": v["method"], "ref": v["ref"], "run": v["run"]} for k, v in best.items()}
+        if out is None:
+            continue
+        title = f"{name}: evaluation return"
+        task["figure"] = str(plot_curves(curves[name], out / f"finetune_{name}_compared.png", "eval_return", title,
+                                         task["threshold"]))  # fmt: skip
+        shown = {f"{v['method']}: {v['ref']}": stores[v["run"]].load(v["ref"]) for v in task["best"].values() if v}
+        if shown:
+            figure = draw_rollouts(name, shown, out / f"finetune_{name}_rollouts_compared.png")
+            task["best"]["figure"] = str(figure)
     return {"experiments": [str(f) for f in experiments], "tasks": tasks}
 
 
@@ -204,6 +218,21 @@ def verdict(task: dict[str, Any], tuned: str = "finetune") -> dict[str, Any]:
     }  # fmt: skip
 
 
+def best_runs(task: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The best fine-tuned run (the highest final return of any fine-tuned method) and the best from-scratch
+    method's best run (that method reached the threshold soonest, else it has the highest final return): per-seed
+    entries with their ``method``, among the runs registered (with a ``ref``)."""
+    methods = task["methods"]
+    tuned = _best_run(
+        [{**s, "method": m} for m, e in methods.items() if m not in SCRATCH_METHODS for s in e["per_seed"]]
+    )
+    scratch = {m: e for m, e in methods.items() if m in SCRATCH_METHODS and _best_run(e["per_seed"])}
+    if not scratch:
+        return tuned, None
+    method = min(scratch, key=lambda m: (scratch[m]["steps_to_threshold"] or math.inf, -scratch[m]["final_return"]))
+    return tuned, {**_best_run(scratch[method]["per_seed"]), "method": method}
+
+
 def _best_run(seeds: list[dict[str, Any]]) -> dict[str, Any] | None:
     finished = [s for s in seeds if s["final_return"] is not None and s.get("ref")]
     return max(finished, key=lambda s: s["final_return"]) if finished else None
@@ -211,34 +240,34 @@ def _best_run(seeds: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def best_skills(name: str, task: dict[str, Any], registry: Registry, out: Path) -> dict[str, Any]:
     """Register the task's best fine-tuned run as ``<task>-finetuned`` (once per run) and draw its rollouts
-    beside the best from-scratch method's best run: the method that reached the threshold soonest, else
-    the one with the highest final return."""
+    beside the best from-scratch run's (:func:`best_runs`) in ``out/finetune_<task>_rollouts.png``."""
     for entry in task["methods"].values():
         for seed in entry["per_seed"]:
             seed["ref"] = registry.find_run(Run(seed["run"]).run_id)
+    tuned, scratch = best_runs(task)
     best: dict[str, Any] = {"finetuned": None, "scratch": None}
-    tuned = _best_run(task["methods"].get("finetune", {}).get("per_seed", []))
+    panels = {}
     if tuned is not None:
         best["finetuned"] = registry.register(
             registry.load(tuned["ref"]), f"{name}-finetuned", parents=[Parent(tuned["ref"], "best-of-seeds")],
             description=f"the best of the fine-tuned runs on {name}", run_id=f"best-of-seeds:{tuned['ref']}",
         )  # fmt: skip
-    scratch = {m: e for m, e in task["methods"].items() if m in SCRATCH_METHODS and _best_run(e["per_seed"])}
-    if scratch:
-        method = min(scratch, key=lambda m: (scratch[m]["steps_to_threshold"] or math.inf,
-                                             -scratch[m]["final_return"]))  # fmt: skip
-        best["scratch"] = {"method": method, "ref": _best_run(scratch[method]["per_seed"])["ref"]}
-    shown = [("fine-tuned", best["finetuned"])] if best["finetuned"] else []
-    shown += [(best["scratch"]["method"], best["scratch"]["ref"])] if best["scratch"] else []
-    panels = {}
-    for label, ref in shown:
-        skill = registry.load(ref)
-        env = make_skill_env(skill)
-        panels[f"{label}: {ref}"] = (env, rollouts(skill, PICTURE_EPISODES, seed=0, env=env))
+        panels[f"fine-tuned: {best['finetuned']}"] = registry.load(best["finetuned"])
+    if scratch is not None:
+        best["scratch"] = {"method": scratch["method"], "ref": scratch["ref"]}
+        panels[f"{scratch['method']}: {scratch['ref']}"] = registry.load(scratch["ref"])
     if panels:
-        title = f"{name}: {PICTURE_EPISODES} rollouts at the end of the budget"
-        best["figure"] = str(plot_rollouts_beside(panels, out / f"finetune_{name}_rollouts.png", title))
+        best["figure"] = str(draw_rollouts(name, panels, out / f"finetune_{name}_rollouts.png"))
     return best
+
+
+def draw_rollouts(task: str, skills: dict[str, Any], out: Path) -> Path:
+    """Each skill's rollouts on its own task, from above, side by side, under its label."""
+    panels = {}
+    for label, skill in skills.items():
+        env = make_skill_env(skill)
+        panels[label] = (env, rollouts(skill, PICTURE_EPISODES, seed=0, env=env))
+    return plot_rollouts_beside(panels, out, f"{task}: {PICTURE_EPISODES} rollouts at the end of the budget")
 
 
 def _mean(values) -> float | None:

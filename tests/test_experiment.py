@@ -93,6 +93,8 @@ def test_a_killed_experiment_resumes_without_repeating_finished_runs(setup):
         assert [s["steps"] for s in method["per_seed"]] == [400, 400]
     assert (out / "finetune_tiny-north.png").stat().st_size > 10_000
     assert task["verdict"] == verdict(task) and task["verdict"]["finetune_steps"] == tuned_median(task)
+    compared = compare([out], out=out)["tasks"]["tiny-north"]  # one experiment: the same verdict, the same best runs
+    assert compared["verdicts"] == {"finetune from east@1": task["verdict"]}
     # The best fine-tuned seed, registered again under the task's name, and drawn beside the best from scratch
     best, tuned = task["best"], task["methods"]["finetune"]["per_seed"]
     top = max(tuned, key=lambda s: s["final_return"])
@@ -102,6 +104,9 @@ def test_a_killed_experiment_resumes_without_repeating_finished_runs(setup):
     assert best["scratch"]["ref"].startswith(f"tiny-north-{best['scratch']['method']}-s")
     figure = Path(best["figure"])
     assert figure.name == "finetune_tiny-north_rollouts.png" and figure.stat().st_size > 10_000
+    assert compared["best"]["finetuned"]["ref"] == top["ref"]
+    assert compared["best"]["scratch"]["ref"] == best["scratch"]["ref"]
+    assert Path(compared["best"]["figure"]).stat().st_size > 10_000
 
 
 def tuned_median(task):
