@@ -27,8 +27,7 @@ def row(run: Run) -> str:
     spec, last = run.spec, evals[-1]
     best = max(evals, key=lambda r: r["eval_return"])
     reached = steps_to_threshold(evals, spec["threshold"])
-    finished = run.path / FINISHED_FILE
-    wall = f"{json.loads(finished.read_text())['wall_time_s']:,.0f} s" if finished.is_file() else ""
+    wall = f"{run.training_time_s():,.0f} s" if (run.path / FINISHED_FILE).is_file() else ""
     return (f"| {spec['task_name']} | {method_label(spec)} | {spec['seed']} | {last['step']:,.0f} "
             f"| {last['eval_return']:.0f} "
             f"| {best['eval_return']:.0f} at {best['step'] / 1000:.0f}k | {last.get('eval_speed', float('nan')):.2f} "

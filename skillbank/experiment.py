@@ -119,17 +119,17 @@ def tabulate(jobs: list[tuple[Path, dict[str, Any]]]) -> tuple[dict[str, Any], d
     tasks: dict[str, Any] = {}
     curves: dict[str, dict[str, list]] = {}
     for path, spec in jobs:
-        rows = [row for row in Run(path).metrics() if "eval_return" in row]
+        run = Run(path)
+        rows = [row for row in run.metrics() if "eval_return" in row]
         task = tasks.setdefault(spec["task_name"], {"threshold": spec["threshold"], "seeds": 0,
                                                      "budget_steps": spec["steps"], "methods": {}})  # fmt: skip
         per_seed = task["methods"].setdefault(spec["method"], {"seeds": []})["seeds"]
         final = rows[-1] if rows else {}
-        result = path / RESULT_DIR / RESULT_FILE
-        outcome = json.loads(result.read_text()) if result.is_file() else {}
+        done = (path / RESULT_DIR / RESULT_FILE).is_file()
         per_seed.append({
             "seed": spec["seed"], "run": str(path), "steps_to_threshold": steps_to_threshold(rows, spec["threshold"]),
             "final_return": final.get("eval_return"), "final_success_rate": final.get("eval_success_rate"),
-            "wall_time_s": outcome.get("wall_time_s"), "steps": int(final.get("step", 0)),
+            "wall_time_s": run.training_time_s() if done else None, "steps": int(final.get("step", 0)),
         })  # fmt: skip
         curves.setdefault(spec["task_name"], {}).setdefault(spec["method"], []).append(rows)
     for task in tasks.values():

@@ -187,7 +187,7 @@ class OffPolicyAlgorithm:
         if self._obs is None:
             self._obs, _ = self.env.reset(seed=self.seed + self.num_timesteps)
         metrics: dict[str, float] = {}
-        started = time.perf_counter()
+        trained_before, started = self.train_time_s, time.perf_counter()
         with tqdm(total=total_steps, disable=not progress_bar, desc=self.algorithm, unit="step") as bar:
             for _ in range(total_steps):
                 if self.stop_requested:
@@ -209,6 +209,8 @@ class OffPolicyAlgorithm:
                         self.num_updates += 1
                 bar.update(1)
                 if self.num_timesteps % log_interval == 0:
+                    # current in the checkpoints the callback writes, so that a killed run resumes its clock too
+                    self.train_time_s = trained_before + time.perf_counter() - started
                     if self._episode_returns:
                         metrics = {**metrics, "episode_return": float(np.mean(self._episode_returns))}
                     metrics["step"] = self.num_timesteps
@@ -216,7 +218,7 @@ class OffPolicyAlgorithm:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k != "step"})
                     if callback is not None and callback(self.num_timesteps, metrics) is False:
                         break
-        self.train_time_s += time.perf_counter() - started
+        self.train_time_s = trained_before + time.perf_counter() - started
         self.skill.description["training"] = {
             "steps": self.num_timesteps,
             "updates": self.num_updates,

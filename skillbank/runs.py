@@ -75,6 +75,25 @@ class Run:
         """The run's id: a digest of what it trains, the same for every rerun of the same command."""
         return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:16]
 
+    def training_time_s(self) -> float | None:
+        """Seconds of training over every resume (None before the first metrics): the finished run's clock, else
+        the newest row's. A run resumed before checkpoints kept the clock current went on from the clock of its
+        previous start, losing the time up to the checkpoint it resumed from: that time is added back from the
+        metrics, where the clock falls (a row's clock less its steps since the resume over its steps per second
+        is the clock the resume began with)."""
+        rows = [row for row in self.metrics() if "wall_time_s" in row]
+        if not rows:
+            return None
+        lost = 0.0
+        for before, after in zip(rows, rows[1:]):
+            if after["wall_time_s"] < before["wall_time_s"]:
+                since = (after["step"] - before["step"]) / after["steps_per_s"] if after.get("steps_per_s") else 0.0
+                lost += before["wall_time_s"] - (after["wall_time_s"] - since)
+        finished = self.path / FINISHED_FILE
+        return lost + (
+            json.loads(finished.read_text())["wall_time_s"] if finished.is_file() else rows[-1]["wall_time_s"]
+        )
+
     def metrics(self) -> list[dict[str, float]]:
         file = self.path / METRICS_FILE
         return read_metrics(file) if file.is_file() else []
@@ -123,7 +142,7 @@ class Run:
 
         def on_log(step: int, metrics: dict[str, float]) -> None:
             elapsed = time.perf_counter() - started
-            row = {**metrics, "wall_time_s": algo.train_time_s + elapsed}
+            row = {**metrics, "wall_time_s": algo.train_time_s}  # all of the run's training, over every resume
             row["steps_per_s"] = (step - steps_at_start) / elapsed if elapsed > 0 else None
             if evaluate is not None and eval_every is not None and step % eval_every == 0:
                 row.update(evaluate(algo))

@@ -1,6 +1,7 @@
 """Long runs: checkpoints are exact, a run killed by SIGKILL and resumed ends bit for bit where an
 uninterrupted one does, and a corrupt newest checkpoint falls back to the previous one."""
 
+import json
 import os
 import signal
 import subprocess
@@ -120,6 +121,10 @@ def test_a_run_killed_by_sigkill_resumes_bit_for_bit(name, tmp_path):
     assert not (run / "finished.json").exists()
     resumed = BUILD[name]()
     assert Run(run, {"t": name}).train(resumed, 6000, checkpoint_every=500)
+    # the training clock goes on from the checkpoint's, not from zero: the time before the kill counts
+    clock = [row["wall_time_s"] for row in Run(run).metrics()]
+    assert clock == sorted(clock) and clock[0] > 0
+    assert json.loads((run / "finished.json").read_text())["wall_time_s"] >= round(clock[-1], 2)
     whole = BUILD[name]()
     Run(tmp_path / "whole", {"t": name}).train(whole, 6000, checkpoint_every=500)
     assert_identical(whole, resumed)
@@ -147,3 +152,17 @@ def test_ctrl_c_writes_a_checkpoint_and_prints_how_to_resume(tmp_path):
     found = checkpoint.latest(run)
     assert found is not None and 1000 <= found.step < 100_000
     assert not (run / "finished.json").exists()
+
+
+def test_the_training_time_counts_every_segment_of_a_run_whose_clock_restarted(tmp_path):
+    run = Run(tmp_path / "run", {"t": "clock"})
+    assert run.training_time_s() is None
+    # Written by a run that started at clock 10 (after a graceful stop), was killed after its checkpoint at step
+    # 200 (its clock 30, but the checkpoint kept 10), and resumed from there at 10 steps per second
+    rows = [(100, 20.0, 10.0), (200, 30.0, 10.0), (300, 20.0, 10.0), (400, 30.0, 10.0)]
+    (run.path / "metrics.csv").write_text(
+        "step,wall_time_s,steps_per_s\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows)
+    )
+    assert run.training_time_s() == 50.0  # 30 s to step 200, then 20 s more
+    (run.path / "finished.json").write_text(json.dumps({"steps": 400, "wall_time_s": 30.5}))
+    assert run.training_time_s() == 50.5
