@@ -81,6 +81,15 @@ def _execute(run, args: argparse.Namespace) -> int:
     return 0
 
 
+def _resumed(args: argparse.Namespace):
+    """The run of ``--resume RUN_DIR``, its budget raised to ``--steps`` where given."""
+    from skillbank.jobs import extend
+    from skillbank.runs import Run
+
+    run = Run(args.resume)
+    return extend(run, args.steps) if args.steps is not None and args.steps != run.spec["steps"] else run
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from skillbank.jobs import new_run_dir, train_spec
     from skillbank.registry import validate_name
@@ -88,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from skillbank.sweep import parse_sets
 
     if args.resume:
-        return _execute(Run(args.resume), args)
+        return _execute(_resumed(args), args)
     if args.task is None:
         raise SkillbankError("give a TASK to train, or --resume RUN_DIR to continue a run")
     overrides = {}
@@ -112,7 +121,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from skillbank.runs import Run
 
     if args.resume:
-        return _execute(Run(args.resume), args)
+        return _execute(_resumed(args), args)
     if args.ref is None or args.task is None:
         raise SkillbankError("give a skill REF and --task TASK to fine-tune, or --resume RUN_DIR to continue a run")
     registry = _registry(args)
@@ -488,7 +497,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         "--resume",
         type=Path,
         metavar="RUN_DIR",
-        help="continue the run in RUN_DIR from its newest good checkpoint (its other options are its own)",
+        help="continue the run in RUN_DIR from its newest good checkpoint (its other options are its own, "
+        "but --steps raises its budget: a finished run goes on and registers a new version)",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -530,7 +540,11 @@ def _training_commands(add: Add) -> None:
     p = add("train", "train a skill on a task file in a resumable run directory, and register it", cmd_train)
     p.add_argument("task", nargs="?", help="a task name in tasks/ (e.g. multigoal) or a path to a .toml task file")
     p.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm (default: the task's)")
-    p.add_argument("--steps", type=_positive, help="environment steps (default: the task's budget)")
+    p.add_argument(
+        "--steps",
+        type=_positive,
+        help="environment steps (default: the task's budget); with --resume, raise the run's budget to STEPS",
+    )
     p.add_argument("--seed", type=_positive, help="random seed (default: the task's)")
     p.add_argument("--name", help="register under this name (default: TASK-ALGO)")
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
@@ -548,7 +562,12 @@ def _training_commands(add: Add) -> None:
             "and register it with fine-tuned-from lineage", cmd_finetune)  # fmt: skip
     p.add_argument("ref", nargs="?", help="the skill to fine-tune (e.g. ant-walk-sql)")
     p.add_argument("--task", help="the new task: a name in tasks/ or a .toml path")
-    p.add_argument("--steps", type=_positive, help="environment steps of fine-tuning (default: the task's budget)")
+    p.add_argument(
+        "--steps",
+        type=_positive,
+        help="environment steps of fine-tuning (default: the task's budget); with --resume, raise the "
+        "run's budget to STEPS",
+    )
     p.add_argument("--seed", type=_positive, default=0, help="random seed (default 0)")
     p.add_argument("--name", help="register under this name (default: TASK-finetuned)")
     p.add_argument("--warmup", type=_positive, default=WARMUP,

@@ -26,7 +26,7 @@ from skillbank.errors import SkillbankError
 from skillbank.evaluate import evaluate, evaluate_into
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.registry import Parent, Registry
-from skillbank.runs import Run, default_runs_dir
+from skillbank.runs import FINISHED_FILE, Run, default_runs_dir
 from skillbank.skill import DESCRIPTION_FILE, WEIGHTS_FILE, Skill
 from skillbank.tasks import ALGORITHMS, load_task
 
@@ -177,6 +177,8 @@ def register_result(registry: Registry, spec: dict[str, Any], result: dict[str, 
     files = result["files"]
     skill = Skill.from_bytes(files[DESCRIPTION_FILE], files[WEIGHTS_FILE])
     parents = [Parent(spec["pretrained"], "fine-tuned-from")] if spec["kind"] == "finetune" else []
+    if spec.get("continues") and (shorter := registry.find_run(spec["continues"])):
+        parents.append(Parent(shorter, "continued-from"))
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / ROLLOUTS_FILE).write_bytes(files[ROLLOUTS_FILE])
         replay = None
@@ -197,6 +199,24 @@ def execute(run: Run, progress_bar: bool = False, threads: int | None = None, ta
         return result
     ref = register_result(Registry(run.spec["store"]), run.spec, result, tags)
     return {**{k: v for k, v in result.items() if k != "files"}, "ref": ref}
+
+
+def extend(run: Run, steps: int) -> Run:
+    """Raise the budget of the run in ``run`` to ``steps`` (``--resume RUN_DIR --steps N``): it goes on from its
+    newest checkpoint exactly as if it had been launched with ``steps``. A longer run is another skill, so its id
+    changes and it registers as a new version, whose parent ("continued-from") is the shorter run's."""
+    spec = run.spec
+    if steps <= spec["steps"]:
+        raise SkillbankError(f"the run in {run.path} already has a budget of {spec['steps']} steps; --steps with "
+                             "--resume raises it, so give more")  # fmt: skip
+    if (run.path / RESULT_DIR / RESULT_FILE).is_file() and Registry(spec["store"]).find_run(run.run_id) is None:
+        raise SkillbankError(f"the run in {run.path} finished but its skill is not registered in {spec['store']} "
+                             f"yet; register it first with {resume_command(run)}, then extend it")  # fmt: skip
+    # The shorter run's outcome goes first: a crash before the new spec is written leaves the shorter run,
+    # which its next resume finishes again from its last checkpoint.
+    (run.path / FINISHED_FILE).unlink(missing_ok=True)
+    shutil.rmtree(run.path / RESULT_DIR, ignore_errors=True)
+    return run.replace_spec({**spec, "steps": steps, "continues": run.run_id})
 
 
 def resume_command(run: Run) -> str:

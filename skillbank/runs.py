@@ -65,10 +65,19 @@ class Run:
                 )
         else:
             self.path.mkdir(parents=True, exist_ok=True)
-            temporary = file.with_suffix(".tmp")
-            temporary.write_text(json.dumps(spec, indent=2, sort_keys=True))
-            temporary.replace(file)
+            self._write_spec(spec)
         self.spec = json.loads(file.read_text())
+
+    def replace_spec(self, spec: dict[str, Any]) -> Run:
+        """The run with ``run.json`` replaced (atomically) by ``spec``: only for changes that keep its checkpoints
+        valid, such as a larger budget (:func:`skillbank.jobs.extend`)."""
+        self._write_spec(spec)
+        return Run(self.path)
+
+    def _write_spec(self, spec: dict[str, Any]) -> None:
+        temporary = (self.path / RUN_FILE).with_suffix(".tmp")
+        temporary.write_text(json.dumps(spec, indent=2, sort_keys=True))
+        temporary.replace(self.path / RUN_FILE)
 
     @property
     def run_id(self) -> str:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from skillbank.cli import main
 from skillbank.registry import Registry
@@ -128,3 +129,25 @@ def test_curves_draws_runs_fine_tuned_from_different_skills_as_different_methods
         "sac-scratch": 1, "finetune from ant-walk-sql@1": 2, "finetune from ant-walk-sac@1": 1,
     }  # fmt: skip
     assert drawn["sac-scratch"][0][0]["eval_return"] == 7
+
+
+def test_resume_with_more_steps_goes_on_exactly_and_registers_a_continued_version(tmp_path, capsys):
+    def train(run: str, *more: str) -> int:
+        return main(["train", "multigoal", "--no-progress", "--store", str(tmp_path / run), "--run-dir",
+                     str(tmp_path / run / "run"), "--checkpoint-every", "100", "--name", "walk", *more])  # fmt: skip
+
+    assert train("whole", "--steps", "600") == 0
+    assert train("split", "--steps", "300") == 0
+    split = ["--store", str(tmp_path / "split")]
+    assert main(["train", "--resume", str(tmp_path / "split" / "run"), "--steps", "200", *split]) == 2
+    assert "already has a budget of 300 steps" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "split" / "run"), "--steps", "600", "--no-progress"]) == 0
+    whole, extended = Registry(tmp_path / "whole").load("walk@1"), Registry(tmp_path / "split").load("walk@2")
+    for key, tensor in whole.state_tensors().items():  # as if it had been launched with 600 steps
+        assert torch.equal(tensor, extended.state_tensors()[key]), key
+    info = Registry(tmp_path / "split").info("walk@2")
+    assert info["metadata"]["training"]["steps"] == 600
+    assert [(p["ref"], p["relation"]) for p in info["parents"]] == [("walk@1", "continued-from")]
+    # running it again registers nothing new: the longer run is finished
+    assert main(["train", "--resume", str(tmp_path / "split" / "run"), "--no-progress"]) == 0
+    assert [v["version"] for v in Registry(tmp_path / "split").versions("walk")] == [1, 2]
