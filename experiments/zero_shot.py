@@ -2,7 +2,9 @@
 
 For each arena, each walker's rollouts there as it is (the arenas share the walk's observation and actions), drawn
 from above side by side (``OUT/finetune_<task>_zero_shot.png``), and their returns, speeds and success rates beside
-the arena's threshold (``OUT/finetune/zero_shot.json``).
+the arena's threshold (``OUT/finetune/zero_shot.json``). And what fine-tuning inherits from the walker's critic: every
+task starts at the same state, so the critic's ``Q(s0, a0)`` at a rollout's first action predicts the walk's value
+there, beside the discounted return that followed in the walk and in each arena (``critic_at_start``).
 
     python experiments/zero_shot.py --store skills_store --out docs/results
 """
@@ -14,6 +16,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from skillbank import Registry
 from skillbank.evaluate import rollouts, summarise, task_env
@@ -24,6 +27,27 @@ WALKERS = ("ant-walk-sql", "ant-walk-sac")
 TASKS = ("ant-hallway-wide", "ant-hallway-narrow", "ant-umaze")
 
 
+def critic_at_start(walker, env, episodes: int, seed: int = 0) -> dict[str, float]:
+    """The walker's soft ``Q(s0, a0)`` at its first action (in reward units, the entropy bonus included), and the
+    discounted return that followed, up to the episode's end (so it leaves out what lies past a time limit)."""
+    generator, predicted, returns = torch.Generator().manual_seed(seed), [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        action = walker.act_normalised(obs, generator)
+        with torch.no_grad():
+            q = walker.q_values(torch.as_tensor(obs, dtype=torch.float32)[None], torch.as_tensor(action)[None, None])
+        predicted.append(float(q.reshape(())))
+        discounted, discount, done = 0.0, 1.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(walker.to_env_action(action))
+            discounted += discount * reward
+            discount *= walker.gamma
+            done = terminated or truncated
+            action = walker.act_normalised(obs, generator)
+        returns.append(discounted)
+    return {"q_start": float(np.mean(predicted)), "discounted_return": float(np.mean(returns))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=Path("skills_store"))
@@ -31,6 +55,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     args = parser.parse_args()
     registry, table = Registry(args.store), {}
+    critic = {name: {task: critic_at_start(registry.load(name), task_env(registry.load(name), task), args.episodes)
+                     for task in ("ant-walk", *TASKS)} for name in WALKERS}  # fmt: skip
+    print(f"the critics at the start: {json.dumps(critic)}")
     for task in TASKS:
         panels, table[task] = {}, {"threshold": load_task(task).experiment.threshold}
         for name in WALKERS:
@@ -50,7 +77,7 @@ def main() -> None:
         plot_rollouts_beside(panels, args.out / f"finetune_{task}_zero_shot.png", title)
     (args.out / "finetune").mkdir(parents=True, exist_ok=True)
     table = {"episodes": args.episodes, "command": "python experiments/zero_shot.py --store skills_store --out "
-             "docs/results", "tasks": table}  # fmt: skip
+             "docs/results", "tasks": table, "critic_at_start": critic}  # fmt: skip
     (args.out / "finetune" / "zero_shot.json").write_text(json.dumps(table, indent=2, sort_keys=True))
 
 
