@@ -239,14 +239,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
-    from skillbank.jobs import method_label
+    from skillbank.jobs import method_labels
     from skillbank.plot import plot_curves
     from skillbank.runs import Run
 
+    runs = [Run(path) for path in args.run_dirs]
     methods: dict[str, list] = {}
-    for path in args.run_dirs:
-        run = Run(path)
-        methods.setdefault(method_label(run.spec), []).append(run.metrics())
+    for run, label in zip(runs, method_labels([run.spec for run in runs])):
+        methods.setdefault(label, []).append(run.metrics())
     if not any(rows for runs in methods.values() for rows in runs):
         raise SkillbankError("the run directories hold no metrics yet")
     print(f"wrote {plot_curves(methods, args.out, args.metric, title=args.title or '', threshold=args.threshold)}")
@@ -619,7 +619,12 @@ def _training_commands(add: Add) -> None:
     _backend_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    p = add("curves", "draw learning curves of run directories: the mean and spread over seeds per method", cmd_curves)
+    p = add(
+        "curves",
+        "draw learning curves of run directories: the mean and spread over seeds per method (runs that differ in more "
+        "than the seed, such as a setting, are different methods)",
+        cmd_curves,
+    )
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories (with metrics.csv)")
     p.add_argument("--out", type=Path, required=True, help="PNG file to write")
     p.add_argument(

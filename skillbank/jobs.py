@@ -88,6 +88,19 @@ def method_label(spec: dict[str, Any]) -> str:
     return method + (f" from {spec['pretrained']}" if spec.get("pretrained") else "")
 
 
+def method_labels(specs: list[dict[str, Any]]) -> list[str]:
+    """Each run's :func:`method_label`, where runs of one label differ in their task or configuration followed by
+    what differs (``train sql (value_particles=32)``): runs that differ in more than the seed are different methods."""
+    labels = [method_label(spec) for spec in specs]
+    settings = [{"task": spec.get("task_name"), **spec.get("config", {})} for spec in specs]
+    out = []
+    for label, setting in zip(labels, settings):
+        group = [other for other_label, other in zip(labels, settings) if other_label == label]
+        differ = sorted(k for k in setting if any(other.get(k) != setting[k] for other in group))
+        out.append(label + (f" ({', '.join(f'{k}={setting[k]}' for k in differ)})" if differ else ""))
+    return out
+
+
 def new_run_dir(spec: dict[str, Any]) -> Path:
     """A fresh run directory under :func:`~skillbank.runs.default_runs_dir` for ``spec``."""
     return default_runs_dir() / f"{spec['name']}-s{spec['seed']}-{time.strftime('%Y%m%d-%H%M%S')}"

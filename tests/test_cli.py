@@ -104,7 +104,7 @@ def test_list_stays_aligned_with_long_names(tmp_path, capsys):
     assert len(lines) == 3 and all(line[header_end - 1] == "1" for line in lines[1:]), lines
 
 
-def test_curves_draws_runs_fine_tuned_from_different_skills_as_different_methods(tmp_path, monkeypatch):
+def test_curves_draws_runs_from_different_skills_or_settings_as_different_methods(tmp_path, monkeypatch):
     import skillbank.plot
     from skillbank.runs import COLUMNS, Run
 
@@ -113,6 +113,9 @@ def test_curves_draws_runs_fine_tuned_from_different_skills_as_different_methods
         "tuned-sql-s0": {"kind": "finetune", "algo": "sql", "method": "finetune", "pretrained": "ant-walk-sql@1"},
         "tuned-sql-s1": {"kind": "finetune", "algo": "sql", "method": "finetune", "pretrained": "ant-walk-sql@1"},
         "tuned-sac-s0": {"kind": "finetune", "algo": "sac", "method": "finetune", "pretrained": "ant-walk-sac@1"},
+        "sql-s0": {"kind": "train", "algo": "sql", "seed": 0, "config": {"alpha": 0.1, "value_particles": 16}},
+        "sql-s1": {"kind": "train", "algo": "sql", "seed": 1, "config": {"alpha": 0.1, "value_particles": 16}},
+        "sql-mix": {"kind": "train", "algo": "sql", "seed": 0, "config": {"alpha": 0.1, "value_particles": 32}},
     }
     for name, spec in specs.items():
         run = Run(tmp_path / name, spec)
@@ -127,6 +130,7 @@ def test_curves_draws_runs_fine_tuned_from_different_skills_as_different_methods
     assert main(command) == 0 and drawn.pop("threshold") == 350
     assert {m: len(runs) for m, runs in drawn.items()} == {
         "sac-scratch": 1, "finetune from ant-walk-sql@1": 2, "finetune from ant-walk-sac@1": 1,
+        "train sql (value_particles=16)": 2, "train sql (value_particles=32)": 1,  # seeds are one method, settings not
     }  # fmt: skip
     assert drawn["sac-scratch"][0][0]["eval_return"] == 7
 
