@@ -12,6 +12,16 @@ from typing import Any
 from skillbank.errors import SkillbankError
 
 
+def _recipe_options(p: argparse.ArgumentParser) -> None:
+    """How a pretrained skill is fine-tuned beyond the authors' recipe (which keeps every network and trains all)."""
+    p.add_argument("--fresh-critic", action="store_true",
+                   help="keep the pretrained policy but start the Q-function afresh, for a task whose returns differ "
+                        "from the pretraining task's")  # fmt: skip
+    p.add_argument("--critic-warmup", type=_positive, default=0, metavar="UPDATES",
+                   help="train only the Q-function for the first UPDATES updates, the policy (and SAC's temperature) "
+                        "held fixed (default 0)")  # fmt: skip
+
+
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -127,8 +137,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     registry = _registry(args)
     spec = finetune_spec(
         registry.load(args.ref), args.task, steps=args.steps, seed=args.seed, warmup=args.warmup,
-        anneal_alpha_to=args.anneal_alpha_to, anneal_steps=args.anneal_steps, name=args.name,
-        store=registry.path.resolve(), compile=args.compile, device=args.device, keep_replay=args.keep_replay,
+        anneal_alpha_to=args.anneal_alpha_to, anneal_steps=args.anneal_steps, fresh_critic=args.fresh_critic,
+        critic_warmup=args.critic_warmup, name=args.name, store=registry.path.resolve(), compile=args.compile,
+        device=args.device, keep_replay=args.keep_replay,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, eval_episodes=EVAL_EPISODES,
     )  # fmt: skip
     validate_name(spec["name"])
@@ -140,7 +151,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     out = args.out
     jobs = grid(args.pretrained, _registry(args), args.tasks, args.methods, args.seeds, args.steps, out,
-                eval_every=args.eval_every, eval_episodes=args.eval_episodes, compile=args.compile)  # fmt: skip
+                eval_every=args.eval_every, eval_episodes=args.eval_episodes, compile=args.compile,
+                recipe={"fresh_critic": args.fresh_critic, "critic_warmup": args.critic_warmup})  # fmt: skip
     try:
         outcomes = run_grid(jobs, args.workers, args.backend, args.address, say=_say)
     except KeyboardInterrupt:
@@ -511,7 +523,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         "--eval-every",
         type=_at_least_one,
         metavar="N",
-        help="evaluate every N steps into metrics.csv (eval_return, eval_success_rate, eval_speed)",
+        help="evaluate every N steps into metrics.csv (eval_return, eval_success_rate, eval_speed, eval_octants)",
     )
     p.add_argument("--threads", type=_positive, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--device", default="cpu", help="torch device of networks and buffer, e.g. cuda (default cpu)")
@@ -577,6 +589,7 @@ def _training_commands(add: Add) -> None:
                    help="anneal SQL's temperature log-linearly from the skill's alpha to ALPHA (the authors: 1000x "
                         "lower; default: no annealing)")  # fmt: skip
     p.add_argument("--anneal-steps", type=_positive, default=0, help="steps over which to anneal alpha")
+    _recipe_options(p)
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
     _run_options(p)
 
@@ -616,6 +629,7 @@ def _training_commands(add: Add) -> None:
                    help=f"rollouts per evaluation (default {EVAL_EPISODES})")  # fmt: skip
     p.add_argument("--compile", action="store_true",
                    help="compile every run's gradient computations (torch.compile): faster for long runs")  # fmt: skip
+    _recipe_options(p)
     _backend_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 

@@ -98,7 +98,8 @@ class DDPG(OffPolicyAlgorithm):
         td_error, q_gradients = self.critic_gradients(batch)
         self.q_optimizer.step(q_gradients)
         actor_loss, actor_gradients = self.actor_gradients(batch[0])
-        self.actor_optimizer.step(actor_gradients)
+        if not self.policy_frozen:
+            self.actor_optimizer.step(actor_gradients)
         polyak_update(self.target_parameters, self.online_parameters, self.config.tau)
         return {"q_loss": 0.5 * td_error.pow(2).mean().item(), "actor_loss": actor_loss.item()}
 

@@ -52,9 +52,10 @@ def copy_pretrained(source: Registry, ref: str, target: Registry) -> str:
 def grid(
     pretrained: str, source: Registry, tasks: list[str], methods: list[str], seeds: int, steps: int, out: Path,
     eval_every: int = EVAL_EVERY, eval_episodes: int = EVAL_EPISODES, checkpoint_every: int | None = None,
-    compile: bool = False,
+    compile: bool = False, recipe: dict[str, Any] | None = None,
 ) -> list[tuple[Path, dict[str, Any]]]:  # fmt: skip
-    """The grid's run directories and job specs, checked before anything is trained."""
+    """The grid's run directories and job specs, checked before anything is trained; ``recipe`` holds
+    :func:`~skillbank.finetune.finetune_spec`'s options of the method finetune (``fresh_critic``, ...)."""
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise SkillbankError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
@@ -75,7 +76,7 @@ def grid(
                 name = f"{task.name}-{method}-s{seed}"
                 if method == "finetune":
                     spec = finetune_spec(skill, task, steps=steps, seed=seed, name=name, store=store.path.resolve(),
-                                         keep_replay=False, **common)  # fmt: skip
+                                         keep_replay=False, **(recipe or {}), **common)  # fmt: skip
                 else:
                     spec = train_spec(str(task.path), algo=method.split("-")[0], steps=steps, seed=seed, name=name,
                                       store=store.path, **common)  # fmt: skip

@@ -7,7 +7,10 @@ weights for the new inputs, so the widened networks compute exactly what the pre
 The authors' recipe is offered as options: a fresh replay warm-up (``warmup`` transitions collected
 by the pretrained policy before the first update) and a temperature schedule that anneals alpha
 log-linearly (``anneal_alpha_to`` over ``anneal_steps``; the authors annealed the reward scale 1 to
-1000, i.e. alpha down by 1000x, over 200k steps).
+1000, i.e. alpha down by 1000x, over 200k steps). ``fresh_critic`` keeps the pretrained policy but starts
+the Q-function afresh (the pretrained one predicts the walk's returns, several times what an arena
+pays), and ``critic_warmup`` holds the policy (and SAC's temperature) fixed for that many first
+updates, so that it improves against a critic that has learned the new task first.
 
 >>> algo = finetune(registry.load("ant-walk-sql"), "ant-umaze", steps=200_000)   # doctest: +SKIP
 >>> registry.register(algo.skill, "ant-umaze-finetuned", parents=[Parent(ref, "fine-tuned-from")])   # doctest: +SKIP
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from skillbank.composite import CompositeQ
 from skillbank.envs import make_env
@@ -28,7 +32,7 @@ from skillbank.errors import SkillbankError
 from skillbank.networks import DeterministicPolicy, GaussianSampler, SoftQ, SVGDSampler
 from skillbank.offpolicy import OffPolicyAlgorithm, env_description
 from skillbank.registry import Registry
-from skillbank.skill import Skill, box_to_json
+from skillbank.skill import Skill, box_to_json, build_q
 from skillbank.tasks import ALGORITHMS, Task, load_task
 
 WARMUP = 10_000  # transitions the fine-tuned skill collects before its first update
@@ -88,6 +92,8 @@ def finetune(
     warmup: int = WARMUP,
     anneal_alpha_to: float | None = None,
     anneal_steps: int = 0,
+    fresh_critic: bool = False,
+    critic_warmup: int = 0,
     compile: bool = False,
     device: str = "cpu",
     progress_bar: bool = False,
@@ -99,6 +105,7 @@ def finetune(
     configuration's starting ``alpha``."""
     algo = build_finetune(finetune_spec(skill, task, steps=steps, seed=seed, warmup=warmup,
                                         anneal_alpha_to=anneal_alpha_to, anneal_steps=anneal_steps,
+                                        fresh_critic=fresh_critic, critic_warmup=critic_warmup,
                                         compile=compile, device=device), skill)  # fmt: skip
     return algo.learn(steps, progress_bar=progress_bar)
 
@@ -112,6 +119,8 @@ def finetune_spec(
     warmup: int = WARMUP,
     anneal_alpha_to: float | None = None,
     anneal_steps: int = 0,
+    fresh_critic: bool = False,
+    critic_warmup: int = 0,
     name: str | None = None,
     store: str | Path | None = None,
     pretrained_store: str | Path | None = None,
@@ -132,9 +141,13 @@ def finetune_spec(
         raise SkillbankError(f"the task's action space {env.action_space} is not the skill's; cannot fine-tune")
     if anneal_alpha_to is not None and (anneal_alpha_to <= 0 or algorithm != "sql"):
         raise SkillbankError("--anneal-alpha-to takes a positive temperature, for SQL skills")
+    if critic_warmup < 0:
+        raise SkillbankError(f"--critic-warmup takes a number of updates, 0 or more, got {critic_warmup}")
     hyperparameters = dict(skill.description.get("hyperparameters", {}))
     hyperparameters.pop("seed", None)
     hyperparameters["learning_starts"] = warmup
+    # only where they differ from the authors' recipe, so that the jobs (and run ids) of that recipe stay as they were
+    recipe = {k: v for k, v in {"fresh_critic": fresh_critic, "critic_warmup": critic_warmup}.items() if v}
     return {
         "kind": "finetune", "pretrained": getattr(skill, "ref", None), "task": str(task.path.resolve()),
         "task_name": task.name, "algo": algorithm, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
@@ -142,7 +155,7 @@ def finetune_spec(
         "seed": seed, "name": name or f"{task.name}-finetuned", "store": None if store is None else str(store),
         "pretrained_store": str(pretrained_store or store),
         "warmup": warmup, "anneal_alpha_to": anneal_alpha_to, "anneal_steps": anneal_steps, "compile": compile,
-        "device": device, **run,
+        "device": device, **recipe, **run,
     }  # fmt: skip
 
 
@@ -157,9 +170,14 @@ def build_finetune(spec: dict[str, Any], skill: Skill | None = None) -> OffPolic
                                  "env_kwargs": spec["env_kwargs"]}  # fmt: skip
     skill.description.pop("metrics", None)
     skill.description["pretraining"] = skill.description.pop("training", None)
+    if spec.get("fresh_critic"):
+        with torch.random.fork_rng():
+            torch.manual_seed(spec["seed"])
+            skill.q = build_q(skill.q.spec(), skill.q.obs_dim, skill.q.act_dim)
     cls = ALGORITHMS[spec["algo"]]
     algo = cls(env, cls.config_class.from_dict(spec["config"]), seed=spec["seed"], skill=skill,
                compile=spec["compile"], device=spec["device"])  # fmt: skip
+    algo.policy_frozen_updates = spec.get("critic_warmup", 0)
     if spec.get("anneal_alpha_to") is not None:
         algo.alpha_schedule = log_linear(algo.config.alpha, spec["anneal_alpha_to"], spec["anneal_steps"])
     return algo

@@ -81,11 +81,16 @@ def train_spec(
     }
 
 
+RECIPE = ("fresh_critic", "critic_warmup")  # a fine-tuning job's departures from the authors' recipe
+
+
 def method_label(spec: dict[str, Any]) -> str:
     """What a run's curve is called: its method (``sac-scratch``, ``finetune``, or ``train sql``), and for a
     fine-tuned run the skill it started from, since runs from different skills are different methods."""
     method = spec.get("method") or f"{spec['kind']} {spec['algo']}"
-    return method + (f" from {spec['pretrained']}" if spec.get("pretrained") else "")
+    recipe = ", ".join(f"{k}={spec[k]}" for k in RECIPE if spec.get(k))
+    method += f" from {spec['pretrained']}" if spec.get("pretrained") else ""
+    return method + (f" ({recipe})" if recipe else "")
 
 
 def method_labels(specs: list[dict[str, Any]]) -> list[str]:
@@ -132,13 +137,15 @@ def build(spec: dict[str, Any]) -> OffPolicyAlgorithm:
 
 
 def evaluator(spec: dict[str, Any]):
-    """``evaluate(algo) -> {"eval_return", "eval_success_rate", "eval_speed"}`` on fixed start seeds,
+    """``evaluate(algo) -> {"eval_return", "eval_success_rate", "eval_speed", "eval_octants"}`` on fixed start seeds
+    (the last two for a body that moves: the planar speed, and how many of the 8 heading octants its rollouts reach),
     without touching the algorithm's random generator (so evaluating never changes training)."""
 
     def run(algo: OffPolicyAlgorithm) -> dict[str, float]:
         summary = evaluate(algo.skill, spec["eval_episodes"], seed=10_000 + spec["seed"])
         out = {"eval_return": summary["mean_return"]}
-        for key, column in (("success_rate", "eval_success_rate"), ("mean_speed", "eval_speed")):
+        for key, column in (("success_rate", "eval_success_rate"), ("mean_speed", "eval_speed"),
+                            ("octants_covered", "eval_octants")):  # fmt: skip
             if key in summary:
                 out[column] = summary[key]
         return out

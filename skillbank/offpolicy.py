@@ -75,6 +75,7 @@ class OffPolicyAlgorithm:
         self.seed = seed
         self.rng = torch.Generator(self.device).manual_seed(seed)
         self.buffer = ReplayBuffer(self.config.buffer_size, skill.q.obs_dim, skill.q.act_dim, self.device)
+        self.policy_frozen_updates = 0  # the first updates train the critic alone (fine-tuning's critic warm-up)
         self.stop_requested = False  # set (e.g. by a signal handler) to end learn() at the next step
         self.num_timesteps = 0
         self.num_updates = 0
@@ -102,6 +103,11 @@ class OffPolicyAlgorithm:
 
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         raise NotImplementedError
+
+    @property
+    def policy_frozen(self) -> bool:
+        """Whether this update leaves the policy (and a tuned temperature) as it is."""
+        return self.num_updates < self.policy_frozen_updates
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ RUN_FILE, METRICS_FILE, FINISHED_FILE = "run.json", "metrics.csv", "finished.jso
 RUNS_ENV = "SKILLBANK_RUNS"
 COLUMNS = (
     "step", "wall_time_s", "steps_per_s", "episode_return", "eval_return", "eval_success_rate", "eval_speed",
-    "q_loss", "td_abs", "alpha", "entropy", "actor_loss",
+    "eval_octants", "q_loss", "td_abs", "alpha", "entropy", "actor_loss",
 )  # fmt: skip
 LOG_INTERVAL = 1000
 

@@ -108,9 +108,10 @@ class SAC(OffPolicyAlgorithm):
         td_error, q_gradients = self.critic_gradients(batch, next_noise)
         self.q_optimizer.step(q_gradients)
         log_pi, policy_gradients, alpha_gradient = self.policy_gradients(batch[0], noise)
-        self.policy_optimizer.step(policy_gradients)
-        if self.config.autotune:
-            self.alpha_optimizer.step([alpha_gradient])
+        if not self.policy_frozen:
+            self.policy_optimizer.step(policy_gradients)
+            if self.config.autotune:
+                self.alpha_optimizer.step([alpha_gradient])
         self.skill.alpha = float(self.log_alpha.exp())
         polyak_update(self.q_target_parameters, self.q_optimizer.parameters, self.config.tau)
         q_loss = 0.5 * td_error.pow(2).mean(-1).sum()

@@ -169,7 +169,8 @@ class SQL(OffPolicyAlgorithm):
         noise = torch.randn(batch_size, config.kernel_particles + 2 * near, d, generator=self.rng, device=self.device)
         td_error, q_gradients, sampler_gradients = self.gradients(batch, uniform * 2 - 1, noise)
         self.q_optimizer.step(q_gradients)
-        self.sampler_optimizer.step(sampler_gradients)
+        if not self.policy_frozen:
+            self.sampler_optimizer.step(sampler_gradients)
         if (self.num_updates + 1) % config.target_update_interval == 0:
             polyak_update(self.q_target_parameters, self.q_optimizer.parameters, config.tau)
         q_loss = 0.5 * td_error.pow(2).mean()

@@ -142,3 +142,43 @@ def test_fine_tuning_sac_goes_on_at_the_temperature_it_learned():
     pretrained.alpha = 0.05  # as if tuned down from the configuration's 1.0
     algo = build_finetune(finetune_spec(pretrained, "ant-hallway-wide", steps=10), pretrained)
     assert algo.config.alpha == 1.0 and float(algo.log_alpha.exp()) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("cls", [SQL, SAC, DDPG], ids=["sql", "sac", "ddpg"])
+def test_a_fresh_critic_learns_alone_through_its_warm_up_then_the_policy_follows(cls):
+    from skillbank.finetune import build_finetune, finetune_spec
+    from skillbank.jobs import method_label
+
+    pretrained = walker(cls).skill
+    authors = finetune_spec(pretrained, "ant-hallway-narrow", steps=60, warmup=20)
+    assert "fresh_critic" not in authors and "critic_warmup" not in authors  # the grid's run ids stay as they were
+    spec = finetune_spec(pretrained, "ant-hallway-narrow", steps=60, warmup=20, fresh_critic=True, critic_warmup=15)
+    assert method_label({**spec, "method": "finetune"}) == "finetune (fresh_critic=True, critic_warmup=15)"
+    algo = build_finetune(spec, pretrained)
+    widened = widen(pretrained, algo.skill.description["observation_space"])
+    fresh = build_finetune(spec, pretrained).skill.q
+    policy = [p.clone() for p in algo.skill.sampler.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(policy, widened.sampler.parameters()))
+    assert not torch.equal(algo.skill.q.net.weights[0], widened.q.net.weights[0])  # a new critic...
+    assert all(torch.equal(a, b) for a, b in zip(algo.skill.q.parameters(), fresh.parameters()))  # ...from the seed
+    critic = [p.clone() for p in algo.skill.q.parameters()]
+    temperature = algo.skill.alpha
+    algo.learn(30)  # 11 updates, all within the warm-up: the critic learns, the policy waits
+    assert algo.num_updates == 11 and algo.skill.alpha == temperature
+    assert all(torch.equal(a, b) for a, b in zip(policy, algo.skill.sampler.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(critic, algo.skill.q.parameters()))
+    algo.learn(10)  # past the warm-up
+    assert not all(torch.equal(a, b) for a, b in zip(policy, algo.skill.sampler.parameters()))
+    with pytest.raises(SkillbankError, match="--critic-warmup"):
+        finetune_spec(pretrained, "ant-hallway-narrow", critic_warmup=-1)
+
+
+def test_evaluating_a_walker_records_its_speed_and_heading_octants_and_leaves_training_alone():
+    from skillbank.jobs import evaluator
+
+    algo = walker(SAC)
+    state = algo.rng.get_state()
+    row = evaluator({"eval_episodes": 3, "seed": 0})(algo)
+    assert set(row) == {"eval_return", "eval_speed", "eval_octants"}
+    assert row["eval_speed"] >= 0 and row["eval_octants"] in (1, 2, 3)
+    assert torch.equal(algo.rng.get_state(), state)
