@@ -145,6 +145,7 @@ def finetune_spec(
         raise SkillbankError(f"--critic-warmup takes a number of updates, 0 or more, got {critic_warmup}")
     hyperparameters = dict(skill.description.get("hyperparameters", {}))
     hyperparameters.pop("seed", None)
+    hyperparameters.pop("symmetry", None)  # the pretraining task's: walls break it
     hyperparameters["learning_starts"] = warmup
     # only where they differ from the authors' recipe, so that the jobs (and run ids) of that recipe stay as they were
     recipe = {k: v for k, v in {"fresh_critic": fresh_critic, "critic_warmup": critic_warmup}.items() if v}

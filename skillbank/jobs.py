@@ -26,7 +26,7 @@ from skillbank.errors import SkillbankError
 from skillbank.evaluate import evaluate, evaluate_into
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.registry import Parent, Registry
-from skillbank.runs import FINISHED_FILE, Run, default_runs_dir
+from skillbank.runs import FINISHED_FILE, Run, default_runs_dir, full_config
 from skillbank.skill import DESCRIPTION_FILE, WEIGHTS_FILE, Skill
 from skillbank.tasks import ALGORITHMS, load_task
 
@@ -97,21 +97,13 @@ def method_labels(specs: list[dict[str, Any]]) -> list[str]:
     """Each run's :func:`method_label`, where runs of one label differ in their task or configuration followed by
     what differs (``train sql (value_particles=32)``): runs that differ in more than the seed are different methods."""
     labels = [method_label(spec) for spec in specs]
-    settings = [{"task": spec.get("task_name"), **_full_config(spec)} for spec in specs]
+    settings = [{"task": spec.get("task_name"), **full_config(spec)} for spec in specs]
     out = []
     for label, setting in zip(labels, settings):
         group = [other for other_label, other in zip(labels, settings) if other_label == label]
         differ = sorted(k for k in setting if any(other.get(k) != setting[k] for other in group))
         out.append(label + (f" ({', '.join(f'{k}={setting[k]}' for k in differ)})" if differ else ""))
     return out
-
-
-def _full_config(spec: dict[str, Any]) -> dict[str, Any]:
-    """A spec's configuration with the defaults of settings added since it was written."""
-    config = spec.get("config", {})
-    return (
-        ALGORITHMS[spec["algo"]].config_class.from_dict(config).to_dict() if spec.get("algo") in ALGORITHMS else config
-    )
 
 
 def new_run_dir(spec: dict[str, Any]) -> Path:

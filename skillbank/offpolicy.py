@@ -24,6 +24,7 @@ from skillbank.config import Config
 from skillbank.envs import make_env
 from skillbank.private_ops import FusedAdam
 from skillbank.skill import Skill
+from skillbank.symmetry import Augmentation, check_symmetry
 
 Callback = Callable[[int, dict[str, float]], "bool | None"]
 
@@ -75,6 +76,9 @@ class OffPolicyAlgorithm:
         self.seed = seed
         self.rng = torch.Generator(self.device).manual_seed(seed)
         self.buffer = ReplayBuffer(self.config.buffer_size, skill.q.obs_dim, skill.q.act_dim, self.device)
+        symmetry = getattr(self.config, "symmetry", "none")
+        check_symmetry(symmetry, env_description(self.env)["env_id"], skill.q.obs_dim, skill.q.act_dim)
+        self.augment = None if symmetry == "none" else Augmentation(symmetry, self.device)
         self.policy_frozen_updates = 0  # the first updates train the critic alone (fine-tuning's critic warm-up)
         self.stop_requested = False  # set (e.g. by a signal handler) to end learn() at the next step
         self.num_timesteps = 0
@@ -211,7 +215,8 @@ class OffPolicyAlgorithm:
                 self.num_timesteps += 1
                 if len(self.buffer) >= config.learning_starts:
                     for _ in range(config.gradient_steps):
-                        metrics = self.train_step(self.buffer.sample(config.batch_size, self.rng))
+                        batch = self.buffer.sample(config.batch_size, self.rng)
+                        metrics = self.train_step(batch if self.augment is None else self.augment(batch, self.rng))
                         self.num_updates += 1
                 bar.update(1)
                 if self.num_timesteps % log_interval == 0:

@@ -24,6 +24,7 @@ from typing import Any
 from skillbank import checkpoint
 from skillbank.errors import SkillbankError
 from skillbank.offpolicy import OffPolicyAlgorithm
+from skillbank.tasks import ALGORITHMS
 
 RUN_FILE, METRICS_FILE, FINISHED_FILE = "run.json", "metrics.csv", "finished.json"
 RUNS_ENV = "SKILLBANK_RUNS"
@@ -45,6 +46,20 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
+def full_config(spec: dict[str, Any]) -> dict[str, Any]:
+    """A job's configuration with the defaults of settings added since it was written."""
+    config = spec.get("config", {})
+    return (
+        ALGORITHMS[spec["algo"]].config_class.from_dict(config).to_dict() if spec.get("algo") in ALGORITHMS else config
+    )
+
+
+def same_job(saved: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """Whether two specs train the same thing: equal once their configurations have every setting, so that a run
+    written before a setting was added resumes under the command that wrote it."""
+    return saved == spec or {**saved, "config": full_config(saved)} == {**spec, "config": full_config(spec)}
+
+
 class Run:
     """A run directory; ``spec`` (JSON) describes what is trained in it and must match on resume."""
 
@@ -58,7 +73,7 @@ class Run:
             return
         if file.is_file():
             saved = json.loads(file.read_text())
-            if saved != json.loads(json.dumps(spec)):
+            if not same_job(saved, json.loads(json.dumps(spec))):
                 raise SkillbankError(
                     f"{self.path} holds another run ({json.dumps(saved, sort_keys=True)}); resume it with "
                     f"--resume {self.path}, or choose another run directory"

@@ -39,6 +39,7 @@ class SACConfig(Config):
     :param buffer_size: replay buffer capacity, in transitions
     :param learning_starts: transitions collected before the first gradient step
     :param gradient_steps: gradient steps per environment step
+    :param symmetry: a symmetry of the task to train on, as in :class:`~skillbank.sql.SQLConfig`
     """
 
     alpha: float = 1.0
@@ -54,6 +55,7 @@ class SACConfig(Config):
     buffer_size: int = 1_000_000
     learning_starts: int = 1000
     gradient_steps: int = 1
+    symmetry: str = "none"
 
     def validate(self) -> None:
         require_off_policy(self)

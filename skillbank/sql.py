@@ -56,6 +56,8 @@ class SQLConfig(Config):
     :param gradient_steps: gradient steps per environment step
     :param ou_theta: mean reversion of Ornstein-Uhlenbeck noise added to the sampler's actions while collecting
     :param ou_sigma: its scale in the action box; 0 (the public code) adds none, the authors' Ant code 0.3
+    :param symmetry: a symmetry of the task to train on (:mod:`skillbank.symmetry`): every sampled transition is
+        mapped by a random element of the group; ``"none"`` (the paper), or ``"ant-c4"`` in ``ant-walk``
     """
 
     alpha: float = 1.0
@@ -77,6 +79,7 @@ class SQLConfig(Config):
     gradient_steps: int = 1
     ou_theta: float = 0.15
     ou_sigma: float = 0.0
+    symmetry: str = "none"
 
     @property
     def kernel_fixed(self) -> int:

@@ -136,6 +136,18 @@ def test_a_run_directory_refuses_another_run(tmp_path):
         Run(tmp_path, {"task": "b"})
 
 
+def test_a_run_written_before_a_setting_existed_resumes_under_the_same_command(tmp_path):
+    from skillbank.sql import SQLConfig
+
+    spec = {"algo": "sql", "config": SQLConfig(alpha=0.1).to_dict(), "steps": 10}
+    older = {**spec, "config": {k: v for k, v in spec["config"].items() if k != "symmetry"}}
+    (tmp_path / "run.json").write_text(json.dumps(older))
+    run = Run(tmp_path, spec)  # the setting at its default: the same job, and the same run id as before
+    assert run.spec == older and run.run_id == Run(tmp_path).run_id
+    with pytest.raises(Exception, match="holds another run"):
+        Run(tmp_path, {**spec, "config": SQLConfig(alpha=0.1, symmetry="ant-c4").to_dict()})
+
+
 def test_ctrl_c_writes_a_checkpoint_and_prints_how_to_resume(tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "skillbank.cli", "train", "multigoal", "--steps", "100000", "--no-progress"]

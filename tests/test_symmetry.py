@@ -1,0 +1,77 @@
+"""The Ant's quarter turn is a symmetry of ant-walk: MuJoCo steps a turned state with the turned action to the
+turned next state and pays the same reward, the start pose is fixed, and training on turned transitions is refused
+where walls break it."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import skillbank.envs  # noqa: F401
+from skillbank import SAC, SQL
+from skillbank.errors import ConfigError
+from skillbank.symmetry import Augmentation, ant_quarter_turn
+
+TURN, ACT = ant_quarter_turn()
+
+
+def state(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """qpos and qvel of ant-walk's observation (it holds both whole: x, y at its end)."""
+    return np.concatenate([obs[27:29], obs[:13]]), obs[13:27].copy()
+
+
+def test_mujoco_steps_a_turned_ant_to_the_turned_next_state_with_the_same_reward():
+    env = gym.make("skillbank/AntWalk-v0").unwrapped
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    for _ in range(30):  # away from the start, legs and torso in motion
+        obs, *_ = env.step(rng.uniform(-1, 1, 8))
+    actions = rng.uniform(-1, 1, (20, 8))
+    paths = []
+    for k in range(4):
+        env.set_state(*state(np.linalg.matrix_power(TURN, k) @ obs))
+        paths.append([env.step(np.linalg.matrix_power(ACT, k) @ a)[:3] for a in actions])
+    for k, path in enumerate(paths[1:], start=1):
+        for (base, reward, done), (turned, turned_reward, turned_done) in zip(paths[0], path):
+            np.testing.assert_allclose(np.linalg.matrix_power(TURN, k) @ base, turned, atol=1e-8)
+            assert turned_reward == pytest.approx(reward, abs=1e-9) and turned_done == done
+    wrong = TURN.copy()
+    wrong[8, 6] *= -1  # leg 1's ankle turned to leg 2's without its sign change: no longer a symmetry
+    env.set_state(*state(wrong @ obs))
+    assert np.abs(wrong @ paths[0][0][0] - env.step(ACT @ actions[0])[0]).max() > 1e-3
+
+
+def test_the_quarter_turn_has_order_four_and_fixes_the_start_pose():
+    assert np.allclose(np.linalg.matrix_power(TURN, 4), np.eye(29))
+    assert not np.allclose(np.linalg.matrix_power(TURN, 2), np.eye(29))
+    env = gym.make("skillbank/AntWalk-v0", reset_noise_scale=0.0).unwrapped
+    start, _ = env.reset(seed=0)
+    assert np.allclose(TURN @ start, start)
+
+
+def test_augmentation_turns_each_transition_by_its_own_element_and_keeps_rewards():
+    augment = Augmentation("ant-c4", torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    obs, next_obs = torch.randn(64, 29, generator=g), torch.randn(64, 29, generator=g)
+    actions, rewards, terminals = torch.rand(64, 8, generator=g), torch.randn(64, generator=g), torch.zeros(64)
+    o, a, r, o2, t = augment((obs, actions, rewards, next_obs, terminals), torch.Generator().manual_seed(1))
+    assert torch.equal(r, rewards) and torch.equal(t, terminals)
+    turns = [torch.as_tensor(np.linalg.matrix_power(TURN, k), dtype=torch.float32) for k in range(4)]
+    elements = [next(k for k in range(4) if torch.allclose(turns[k] @ obs[i], o[i], atol=1e-6)) for i in range(64)]
+    assert len(set(elements)) == 4  # drawn per transition
+    for i, k in enumerate(elements):
+        assert torch.allclose(turns[k] @ next_obs[i], o2[i], atol=1e-6)
+        action_turn = torch.as_tensor(np.linalg.matrix_power(ACT, k), dtype=torch.float32)
+        assert torch.allclose(action_turn @ actions[i], a[i], atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [SQL, SAC], ids=["sql", "sac"])
+def test_training_on_turned_transitions_runs_in_the_walk_and_is_refused_among_walls(cls):
+    tiny = dict(hidden=[16, 16], learning_starts=20, buffer_size=500, batch_size=16, symmetry="ant-c4")
+    extra = dict(kernel_particles=4, value_particles=4) if cls is SQL else {}
+    algo = cls("skillbank/AntWalk-v0", seed=0, **tiny, **extra).learn(40)
+    assert algo.num_updates == 21 and algo.skill.description["hyperparameters"]["symmetry"] == "ant-c4"
+    with pytest.raises(ConfigError, match="holds in skillbank/AntWalk-v0 only"):
+        cls("skillbank/AntHallwayNarrow-v0", **tiny, **extra)
+    with pytest.raises(ConfigError, match="unknown symmetry 'ant-d4'"):
+        cls("skillbank/AntWalk-v0", **{**tiny, "symmetry": "ant-d4"}, **extra)
