@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from skillbank.experiment import compare, steps_to_threshold
-from skillbank.jobs import method_label
+from skillbank.jobs import RECIPE, method_label
 from skillbank.runs import FINISHED_FILE, METRICS_FILE, Run
 
 
@@ -52,6 +52,7 @@ def main() -> None:
             if line:
                 pretrained = run.spec.get("pretrained")  # runs fine-tuned from different skills share names
                 name = path.name + (f"-from-{pretrained.split('@')[0]}" if pretrained else "")
+                name += "".join(f"-{key.replace('_', '-')}" for key in RECIPE if run.spec.get(key))
                 shutil.copyfile(path / METRICS_FILE, args.out / "runs" / f"{name}.csv")
                 print(line)
     comparison = compare(args.experiments, out=args.figures)
