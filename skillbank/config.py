@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 from skillbank.errors import ConfigError
+from skillbank.symmetry import GROUPS
 
 
 def _describe(tp: Any) -> str:
@@ -123,3 +124,6 @@ def require_off_policy(config: Config) -> None:
     for name in ("batch_size", "buffer_size", "gradient_steps"):
         require(getattr(config, name) >= 1, f"{name} must be at least 1, got {getattr(config, name)}")
     require(config.learning_starts >= 0, f"learning_starts must be >= 0, got {config.learning_starts}")
+    if "symmetry" in fields:
+        known = ("none", *GROUPS)
+        require(config.symmetry in known, f"unknown symmetry {config.symmetry!r}; choose from {', '.join(known)}")
