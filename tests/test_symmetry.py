@@ -10,6 +10,7 @@ import torch
 import skillbank.envs  # noqa: F401
 from skillbank import SAC, SQL
 from skillbank.errors import ConfigError
+from skillbank.finetune import finetune
 from skillbank.symmetry import Augmentation, ant_quarter_turn
 
 TURN, ACT = ant_quarter_turn()
@@ -71,6 +72,8 @@ def test_training_on_turned_transitions_runs_in_the_walk_and_is_refused_among_wa
     extra = dict(kernel_particles=4, value_particles=4) if cls is SQL else {}
     algo = cls("skillbank/AntWalk-v0", seed=0, **tiny, **extra).learn(40)
     assert algo.num_updates == 21 and algo.skill.description["hyperparameters"]["symmetry"] == "ant-c4"
+    tuned = finetune(algo.skill, "ant-hallway-narrow", steps=30, warmup=20)  # the walk's symmetry is left behind
+    assert tuned.augment is None and tuned.config.symmetry == "none"
     with pytest.raises(ConfigError, match="holds in skillbank/AntWalk-v0 only"):
         cls("skillbank/AntHallwayNarrow-v0", **tiny, **extra)
     with pytest.raises(ConfigError, match="unknown symmetry 'ant-d4'"):
