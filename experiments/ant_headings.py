@@ -26,7 +26,7 @@ def from_run(run_dir: Path):
     algo = jobs.build(spec)
     found = checkpoint.latest(run_dir)
     checkpoint.restore(algo, found)
-    return algo.skill, f"{spec['name']} ({spec['algo']}, checkpoint at {found.step} steps)"
+    return algo.skill, f"{run_dir.name} ({spec['algo']}, checkpoint at {found.step} steps)"
 
 
 def main() -> None:
