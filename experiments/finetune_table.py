@@ -16,7 +16,8 @@ import shutil
 from pathlib import Path
 
 from skillbank.experiment import compare, steps_to_threshold
-from skillbank.jobs import RECIPE, method_label
+from skillbank.finetune import RECIPE
+from skillbank.jobs import method_label
 from skillbank.runs import FINISHED_FILE, METRICS_FILE, Run
 
 

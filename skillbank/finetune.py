@@ -36,6 +36,7 @@ from skillbank.skill import Skill, box_to_json, build_q
 from skillbank.tasks import ALGORITHMS, Task, load_task
 
 WARMUP = 10_000  # transitions the fine-tuned skill collects before its first update
+RECIPE = ("fresh_critic", "critic_warmup")  # a job's departures from the authors' recipe, in its spec where set
 
 
 def _describe(space: dict[str, Any]) -> str:
@@ -148,7 +149,7 @@ def finetune_spec(
     hyperparameters.pop("symmetry", None)  # the pretraining task's: walls break it
     hyperparameters["learning_starts"] = warmup
     # only where they differ from the authors' recipe, so that the jobs (and run ids) of that recipe stay as they were
-    recipe = {k: v for k, v in {"fresh_critic": fresh_critic, "critic_warmup": critic_warmup}.items() if v}
+    recipe = {k: v for k, v in zip(RECIPE, (fresh_critic, critic_warmup)) if v}
     return {
         "kind": "finetune", "pretrained": getattr(skill, "ref", None), "task": str(task.path.resolve()),
         "task_name": task.name, "algo": algorithm, "env_id": task.env_id, "env_kwargs": task.env_kwargs,

@@ -24,6 +24,7 @@ from skillbank.buffer import ReplayBuffer
 from skillbank.envs import make_env
 from skillbank.errors import SkillbankError
 from skillbank.evaluate import evaluate, evaluate_into
+from skillbank.finetune import RECIPE
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.registry import Parent, Registry
 from skillbank.runs import FINISHED_FILE, Run, default_runs_dir, full_config
@@ -79,9 +80,6 @@ def train_spec(
         "eval_every": eval_every,
         "eval_episodes": eval_episodes,
     }
-
-
-RECIPE = ("fresh_critic", "critic_warmup")  # a fine-tuning job's departures from the authors' recipe
 
 
 def method_label(spec: dict[str, Any]) -> str:
