@@ -22,6 +22,12 @@ def _recipe_options(p: argparse.ArgumentParser) -> None:
                         "held fixed (default 0)")  # fmt: skip
 
 
+def _recipe(args: argparse.Namespace) -> dict[str, Any]:
+    from skillbank.finetune import RECIPE
+
+    return {key: getattr(args, key) for key in RECIPE}
+
+
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -137,8 +143,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     registry = _registry(args)
     spec = finetune_spec(
         registry.load(args.ref), args.task, steps=args.steps, seed=args.seed, warmup=args.warmup,
-        anneal_alpha_to=args.anneal_alpha_to, anneal_steps=args.anneal_steps, fresh_critic=args.fresh_critic,
-        critic_warmup=args.critic_warmup, name=args.name, store=registry.path.resolve(), compile=args.compile,
+        anneal_alpha_to=args.anneal_alpha_to, anneal_steps=args.anneal_steps, **_recipe(args),
+        name=args.name, store=registry.path.resolve(), compile=args.compile,
         device=args.device, keep_replay=args.keep_replay,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, eval_episodes=EVAL_EPISODES,
     )  # fmt: skip
@@ -152,7 +158,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     out = args.out
     jobs = grid(args.pretrained, _registry(args), args.tasks, args.methods, args.seeds, args.steps, out,
                 eval_every=args.eval_every, eval_episodes=args.eval_episodes, compile=args.compile,
-                recipe={"fresh_critic": args.fresh_critic, "critic_warmup": args.critic_warmup})  # fmt: skip
+                recipe=_recipe(args))  # fmt: skip
     try:
         outcomes = run_grid(jobs, args.workers, args.backend, args.address, say=_say)
     except KeyboardInterrupt:
