@@ -11,6 +11,10 @@ A checkpoint is a directory ``checkpoints/step-000001000/`` in the run directory
 It is written under a temporary name and renamed into place, so that a run killed while writing
 leaves the previous checkpoint whole; the last :data:`KEEP` are kept. :func:`latest` verifies every
 checksum and falls back to the previous checkpoint when the newest is torn or corrupt, saying so.
+
+:func:`without_replay` copies a checkpoint without ``replay.h5``, its only large file (0.9 GB for a
+full Ant buffer, against about 1 MB for the rest): small enough to commit, so that a run outlives the
+machine it trained on. A run restored from such a copy refills its buffer before it updates again.
 """
 
 from __future__ import annotations
@@ -169,12 +173,32 @@ def verify(path: Path) -> Checkpoint:
         raise SkillbankError(f"{path / CHECKPOINT_FILE} is missing or unreadable ({error})") from None
     if _payload_digest(payload) != digest:
         raise SkillbankError(f"{path / CHECKPOINT_FILE} does not match its checksum")
-    for name, sha in payload["files"].items():
+    files = payload.get("files")
+    if not isinstance(files, dict) or TENSORS_FILE not in files:
+        raise SkillbankError(f"{path / CHECKPOINT_FILE} lists no {TENSORS_FILE}")
+    for name, sha in files.items():
+        if name not in (TENSORS_FILE, REPLAY_FILE):
+            raise SkillbankError(f"{path / CHECKPOINT_FILE} lists an unexpected file {name!r}")
         if not (path / name).is_file() or _sha256(path / name) != sha:
             raise SkillbankError(f"{path / name} is missing or does not match its checksum")
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise SkillbankError(f"{path} was written by a newer skillbank (format {payload['format_version']})")
     return Checkpoint(path, payload)
+
+
+def has_replay(checkpoint: Checkpoint) -> bool:
+    """Whether ``checkpoint`` holds its replay buffer (a copy made by :func:`without_replay` does not)."""
+    return REPLAY_FILE in checkpoint.payload["files"]
+
+
+def without_replay(source: Checkpoint, destination: Path) -> Checkpoint:
+    """Copy ``source`` to the new folder ``destination`` without its replay buffer, and verify the copy."""
+    destination.mkdir(parents=True)
+    shutil.copyfile(source.path / TENSORS_FILE, destination / TENSORS_FILE)
+    payload = {**source.payload, "files": {TENSORS_FILE: source.payload["files"][TENSORS_FILE]}}
+    text = json.dumps({"payload": payload, "sha256": _payload_digest(payload)}, indent=1, sort_keys=True)
+    (destination / CHECKPOINT_FILE).write_text(text)
+    return verify(destination)
 
 
 def latest(run_dir: str | Path) -> Checkpoint | None:
@@ -196,7 +220,9 @@ TRAINING_FIELDS = {"num_timesteps": int, "num_updates": int, "train_time_s": (in
 def restore(algo: OffPolicyAlgorithm, checkpoint: Checkpoint) -> bool:
     """Load ``checkpoint`` into ``algo`` (built with the same configuration); returns whether the
     environment's state came back too (else the next step starts a fresh episode). Every tensor's name,
-    shape and dtype, the buffer's and the counters' are checked against ``algo`` before loading."""
+    shape and dtype, the buffer's and the counters' are checked against ``algo`` before loading. A
+    checkpoint without its replay buffer leaves ``algo``'s empty: the collection loop refills
+    ``learning_starts`` transitions before the next update, and the skill's training record says where."""
     path, payload = checkpoint.path, checkpoint.payload
     try:
         if payload["algorithm"] != algo.algorithm:
@@ -219,8 +245,11 @@ def restore(algo: OffPolicyAlgorithm, checkpoint: Checkpoint) -> bool:
         check_header(saved, expected, str(path / TENSORS_FILE), dtypes=("F32",))
         tensors = load(data)
         algo.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("algo.")})
-        algo.buffer.load_state(path / REPLAY_FILE)
         algo.load_training_state(training)
+        if has_replay(checkpoint):
+            algo.buffer.load_state(path / REPLAY_FILE)
+        else:
+            algo.replay_refilled_at.append(algo.num_timesteps)
         env_arrays = {k[4:]: v.numpy() for k, v in tensors.items() if k.startswith("env.")}
         exact = restore_env_state(algo.env, payload["env"], env_arrays)
     except SkillbankError:

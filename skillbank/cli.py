@@ -130,6 +130,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _execute(Run(args.run_dir or new_run_dir(spec), spec), args)
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from skillbank.runs import snapshot
+
+    copied = snapshot(args.run_dir, args.out)
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    print(f"{args.out}: {args.run_dir} at step {copied.step}, {size / 1e6:.1f} MB without its replay buffer; on any "
+          f"machine, copy it to a run directory DIR and go on with: skillbank "
+          f"{json.loads((args.out / 'run.json').read_text())['kind']} --resume DIR")  # fmt: skip
+    return 0
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from skillbank.finetune import finetune_spec
     from skillbank.jobs import EVAL_EPISODES, new_run_dir
@@ -598,6 +609,12 @@ def _training_commands(add: Add) -> None:
     _recipe_options(p)
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
     _run_options(p)
+
+    p = add("snapshot", "copy a run, without its replay buffer, to a folder small enough to commit (about 1 MB), so "
+            "that it outlives its machine: --resume on a copy goes on from its newest checkpoint once the buffer "
+            "is refilled (no longer bit for bit)", cmd_snapshot)  # fmt: skip
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run (it may be training)")
+    p.add_argument("out", type=Path, metavar="OUT", help="the folder to write (an older snapshot there is replaced)")
 
     p = add("sweep", "train one run per seed and per combination of --set values, register each (tagged with "
             "the sweep's id), and summarise the metrics over seeds", cmd_sweep)  # fmt: skip

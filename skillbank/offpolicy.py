@@ -85,6 +85,7 @@ class OffPolicyAlgorithm:
         self.num_updates = 0
         self.train_time_s = 0.0
         self.history: list[dict[str, float]] = []
+        self.replay_refilled_at: list[int] = []  # steps where a run resumed with an empty buffer
         self._episode_returns: deque[float] = deque(maxlen=20)
         self._obs: np.ndarray | None = None
         self._episode_return = 0.0
@@ -172,6 +173,7 @@ class OffPolicyAlgorithm:
             "episode_returns": list(self._episode_returns),
             "episode_return": self._episode_return,
             "description": self.skill.description,
+            "replay_refilled_at": self.replay_refilled_at,
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -180,6 +182,7 @@ class OffPolicyAlgorithm:
         self._episode_returns = deque(state["episode_returns"], maxlen=self._episode_returns.maxlen)
         self._episode_return = state["episode_return"]
         self.skill.description = state["description"]
+        self.replay_refilled_at = [int(step) for step in state.get("replay_refilled_at", [])]
 
     def reset_episode(self) -> None:
         """Start a fresh episode at the next step (a resumed run whose environment state is unknown)."""
@@ -237,6 +240,8 @@ class OffPolicyAlgorithm:
             "seed": self.seed,
             "final_episode_return": float(np.mean(self._episode_returns)) if self._episode_returns else None,
         }
+        if self.replay_refilled_at:  # resumed from a checkpoint without its buffer: not one uninterrupted run
+            self.skill.description["training"]["replay_refilled_at"] = self.replay_refilled_at
         return self
 
     # ----- the Stable-Baselines3-like surface ---------------------------------------------------

@@ -5,6 +5,10 @@ A run directory holds ``run.json`` (what was launched, so that ``--resume`` can 
 keeps its curve), ``checkpoints/`` (:mod:`skillbank.checkpoint`) and, once the budget is spent,
 ``finished.json``. :meth:`Run.train` resumes from the newest good checkpoint, so running it again
 after any interruption ends with exactly the parameters of a run that was never interrupted.
+
+A run directory lives on one machine's disk, and a machine can be lost with it. :func:`snapshot`
+copies what another machine needs to go on (``run.json``, the curve, the newest checkpoint without its
+replay buffer) into a folder of about a megabyte, to commit as the run goes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -159,6 +164,10 @@ class Run:
         if latest is not None:
             exact = checkpoint.restore(algo, latest)
             note = "" if exact else " (the environment's state is unknown: a fresh episode starts)"
+            if not checkpoint.has_replay(latest):
+                note += (f"; the checkpoint has no replay buffer (a snapshot), so {algo.config.learning_starts} "
+                         "transitions refill it before updates go on, and the run is no longer bit for bit the "
+                         "uninterrupted one")  # fmt: skip
             print(f"resuming {self.path} from step {latest.step}{note}", file=sys.stderr)
         self._keep_metrics_up_to(algo.num_timesteps)
         interval = math.gcd(log_interval, checkpoint_every, eval_every or checkpoint_every)
@@ -197,6 +206,53 @@ class Run:
             result["final"] = evaluate(algo)
         (self.path / FINISHED_FILE).write_text(json.dumps(result, indent=2, sort_keys=True))
         return True
+
+
+def snapshot(run_dir: str | Path, out: str | Path) -> checkpoint.Checkpoint:
+    """Copy the run in ``run_dir`` to ``out``, leaving out the replay buffer: ``run.json``, ``metrics.csv`` up to
+    the newest good checkpoint, and that checkpoint with everything but its buffer (networks, targets, optimiser
+    states, random generators, counters, the environment's state). ``--resume`` on the copy (or on a copy of it,
+    on any machine) goes on from there once it has refilled its buffer. The run may be training meanwhile. An
+    ``out`` that holds an older snapshot of the same run is replaced; any other existing ``out`` is refused."""
+    run, out = Run(run_dir), Path(out)
+    latest = checkpoint.latest(run.path)
+    if latest is None:
+        raise SkillbankError(f"{run.path} has no usable checkpoint yet; snapshot it after its first checkpoint")
+    if out.exists():
+        if out.resolve() == run.path.resolve():
+            raise SkillbankError(f"{out} is the run itself; give another folder")
+        if not _is_snapshot_of(out, run):
+            raise SkillbankError(f"{out} exists and is not a snapshot of {run.path}; give a new folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        copied = checkpoint.without_replay(latest, temporary / "checkpoints" / latest.path.name)
+        shutil.copyfile(run.path / RUN_FILE, temporary / RUN_FILE)
+        if (run.path / METRICS_FILE).is_file():
+            shutil.copyfile(run.path / METRICS_FILE, temporary / METRICS_FILE)
+        Run(temporary)._keep_metrics_up_to(latest.step)
+        if out.exists():  # an older snapshot of this run: swap it out only once the new one is whole
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+            temporary.rename(out)
+            shutil.rmtree(old)
+        else:
+            temporary.rename(out)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return checkpoint.Checkpoint(out / "checkpoints" / copied.path.name, copied.payload)
+
+
+def _is_snapshot_of(folder: Path, run: Run) -> bool:
+    try:
+        saved = json.loads((folder / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    mine = {k: v for k, v in run.spec.items() if k not in ("steps", "continues")}  # a raised budget is the same run
+    theirs = {k: v for k, v in saved.items() if k not in ("steps", "continues")} if isinstance(saved, dict) else {}
+    checkpoints = list((folder / "checkpoints").glob("step-*"))
+    return same_job(theirs, mine) and all(not (path / checkpoint.REPLAY_FILE).exists() for path in checkpoints)
 
 
 CRASH_ENV = "SKILLBANK_CRASH_AFTER_CHECKPOINT"

@@ -3,6 +3,7 @@ uninterrupted one does, and a corrupt newest checkpoint falls back to the previo
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import torch
 
 import skillbank.envs  # noqa: F401
 from skillbank import DDPG, SAC, SQL, checkpoint
+from skillbank.errors import SkillbankError
 from skillbank.runs import Run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,7 +155,7 @@ def test_ctrl_c_writes_a_checkpoint_and_prints_how_to_resume(tmp_path):
     command = [sys.executable, "-m", "skillbank.cli", "train", "multigoal", "--steps", "100000", "--no-progress"]
     command += ["--store", str(tmp_path / "store"), "--run-dir", str(run), "--checkpoint-every", "100000"]
     child = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while not (run / "metrics.csv").exists() or not (run / "metrics.csv").read_text().count("\n") > 1:
         assert child.poll() is None and time.time() < deadline
         time.sleep(0.05)
@@ -178,3 +180,62 @@ def test_the_training_time_counts_every_segment_of_a_run_whose_clock_restarted(t
     assert run.training_time_s() == 50.0  # 30 s to step 200, then 20 s more
     (run.path / "finished.json").write_text(json.dumps({"steps": 400, "wall_time_s": 30.5}))
     assert run.training_time_s() == 50.5
+
+
+def test_a_snapshot_without_the_replay_buffer_goes_on_elsewhere_after_refilling_it(tmp_path, capsys):
+    from skillbank.runs import snapshot
+
+    original = BUILD["sql"]()
+    Run(tmp_path / "run", {"t": "sql"}).train(original, 300, checkpoint_every=100)
+    copied = snapshot(tmp_path / "run", tmp_path / "snapshot")
+    assert copied.step == 300 and not checkpoint.has_replay(copied)
+    files = {p.relative_to(tmp_path / "snapshot").as_posix() for p in (tmp_path / "snapshot").rglob("*") if p.is_file()}
+    assert files == {"run.json", "metrics.csv", "checkpoints/step-000000300/state.safetensors",
+                     "checkpoints/step-000000300/checkpoint.json"}  # fmt: skip
+    assert [row["step"] for row in Run(tmp_path / "snapshot").metrics()] == [100, 200, 300]
+
+    shutil.copytree(tmp_path / "snapshot", tmp_path / "elsewhere")  # another machine, with nothing but the copy
+    resumed = BUILD["sql"]()
+    assert Run(tmp_path / "elsewhere", {"t": "sql"}).train(resumed, 300, checkpoint_every=100)
+    assert "no replay buffer (a snapshot), so 50 transitions refill it" in capsys.readouterr().err
+    for key, value in parameters(original).items():  # everything but the buffer came back
+        assert torch.equal(value, parameters(resumed)[key]), key
+    assert len(resumed.buffer) == 0
+
+    later = BUILD["sql"]()
+    assert Run(tmp_path / "elsewhere", {"t": "sql"}).train(later, 600, checkpoint_every=100)
+    # 251 updates up to step 300, none while 50 transitions refill the buffer, then one per step to 600
+    assert later.num_timesteps == 600 and later.num_updates == 251 + 251 and len(later.buffer) == 300
+    assert later.skill.description["training"]["replay_refilled_at"] == [300]
+    assert [row["step"] for row in Run(tmp_path / "elsewhere").metrics()] == list(range(100, 601, 100))
+
+
+def test_a_snapshot_replaces_its_older_self_and_nothing_else(tmp_path):
+    from skillbank.runs import snapshot
+
+    with pytest.raises(SkillbankError, match="no usable checkpoint"):
+        Run(tmp_path / "run", {"t": "sql"})
+        snapshot(tmp_path / "run", tmp_path / "snapshot")
+    algo = BUILD["sql"]()
+    Run(tmp_path / "run", {"t": "sql"}).train(algo, 200, checkpoint_every=100)
+    assert snapshot(tmp_path / "run", tmp_path / "snapshot").step == 200
+    Run(tmp_path / "run", {"t": "sql"}).train(algo, 300, checkpoint_every=100)
+    assert snapshot(tmp_path / "run", tmp_path / "snapshot").step == 300
+    assert [p.name for p in (tmp_path / "snapshot" / "checkpoints").iterdir()] == ["step-000000300"]
+    Run(tmp_path / "other", {"t": "other"})
+    for taken in (tmp_path / "other", tmp_path / "run"):
+        with pytest.raises(SkillbankError, match="give a new folder|the run itself"):
+            snapshot(tmp_path / "run", taken)
+    assert not (tmp_path / "other" / "checkpoints").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "run", "snapshot"]  # no temporary left
+
+
+def test_the_snapshot_command_says_what_it_wrote_and_how_to_go_on(tmp_path, capsys):
+    from skillbank.cli import main
+
+    Run(tmp_path / "run", {"t": "sql", "kind": "train"}).train(BUILD["sql"](), 100, checkpoint_every=100)
+    assert main(["snapshot", str(tmp_path / "run"), str(tmp_path / "copy")]) == 0
+    out = capsys.readouterr().out
+    assert "at step 100" in out and "MB without its replay buffer" in out and "skillbank train --resume DIR" in out
+    assert main(["snapshot", str(tmp_path / "nothing"), str(tmp_path / "copy2")]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
