@@ -42,6 +42,38 @@ def test_mujoco_steps_a_turned_ant_to_the_turned_next_state_with_the_same_reward
     assert np.abs(wrong @ paths[0][0][0] - env.step(ACT @ actions[0])[0]).max() > 1e-3
 
 
+def test_the_canonical_walk_sees_a_state_and_its_turns_alike_and_steps_them_alike():
+    env = gym.make("skillbank/AntWalkCanonical-v0").unwrapped
+    world = gym.make("skillbank/AntWalk-v0").unwrapped
+    rng = np.random.default_rng(1)
+    obs, _ = world.reset(seed=0)
+    for _ in range(30):
+        obs, *_ = world.step(rng.uniform(-1, 1, 8))
+    actions = rng.uniform(-1, 1, (20, 8))
+    paths = []
+    for k in range(4):  # the same world state turned four ways: one state of the canonical walk
+        env.set_state(*state(np.linalg.matrix_power(TURN, k) @ obs))
+        seen = env._get_obs()
+        x, y = seen[27:29]
+        assert abs(np.arctan2(y, x)) <= np.pi / 4 and np.hypot(x, y) == pytest.approx(np.hypot(*obs[27:29]))
+        paths.append([seen] + [env.step(a)[:3] for a in actions])
+    for path in paths[1:]:
+        np.testing.assert_allclose(path[0], paths[0][0], atol=1e-9)
+        for (base, reward, done), (other, other_reward, other_done) in zip(paths[0][1:], path[1:]):
+            np.testing.assert_allclose(other, base, atol=1e-8)
+            assert other_reward == pytest.approx(reward, abs=1e-9) and other_done == done
+    # and the world moved as the frame says: the canonical action, turned into the world's, walks the walk
+    env.set_state(*state(obs))
+    world.set_state(*state(obs))
+    k = env.frame()
+    for a in actions[:5]:
+        assert env.frame() == k  # (no diagonal crossed in five steps from here)
+        turned, reward, *_ = env.step(a)
+        moved, world_reward, *_ = world.step(np.linalg.matrix_power(ACT, k) @ a)
+        np.testing.assert_allclose(np.linalg.matrix_power(TURN, k) @ turned, moved, atol=1e-9)
+        assert reward == pytest.approx(world_reward, abs=1e-12)
+
+
 def test_the_quarter_turn_has_order_four_and_fixes_the_start_pose():
     assert np.allclose(np.linalg.matrix_power(TURN, 4), np.eye(29))
     assert not np.allclose(np.linalg.matrix_power(TURN, 2), np.eye(29))

@@ -23,6 +23,7 @@ ANT_COSTS = {"ctrl_cost_weight": 0.05, "contact_cost_weight": 5e-5}
 ENVIRONMENTS: dict[str, tuple[str, int, dict[str, Any]]] = {
     MULTIGOAL_ID: ("multigoal:MultiGoalEnv", 30, {}),
     "skillbank/AntWalk-v0": ("ant:AntWalkEnv", 200, ANT_COSTS),
+    "skillbank/AntWalkCanonical-v0": ("ant:AntWalkCanonicalEnv", 200, ANT_COSTS),
     "skillbank/AntHallwayWide-v0": ("ant:AntArenaEnv", 200, {"walls": HALLWAY_WIDE, **ANT_COSTS}),
     "skillbank/AntHallwayNarrow-v0": ("ant:AntArenaEnv", 200, {"walls": HALLWAY_NARROW, **ANT_COSTS}),
     "skillbank/AntUMaze-v0": ("ant:AntArenaEnv", 400, {"walls": UMAZE, "goal": UMAZE_GOAL, **ANT_COSTS}),

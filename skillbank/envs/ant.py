@@ -27,6 +27,8 @@ import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.spaces import Box
 
+from skillbank.symmetry import ant_quarter_turn
+
 WALL_HEIGHT = 2.0
 Rectangle = tuple[float, float, float, float]  # x0, x1, y0, y1
 
@@ -128,6 +130,36 @@ class AntWalkEnv(AntEnv):
     def step(self, action: np.ndarray):
         self._pending_before = self.data.body(self._main_body).xpos[:2].copy()
         return super().step(action)
+
+
+class AntWalkCanonicalEnv(AntWalkEnv):
+    """:class:`AntWalkEnv` seen from the quarter turn of the world that puts the torso within 45° of +x.
+
+    The walk is unchanged by the Ant's quarter turn (:mod:`skillbank.symmetry`), so it is one walk seen four ways.
+    Here the agent sees and acts in the frame ``k`` (a multiple of 90°) nearest the torso's bearing from the origin:
+    observations are turned by ``-k``, actions by ``k``. Every state and its three turns look the same, so any
+    critic is invariant and any policy equivariant by construction, and a policy's heading is learned once for all
+    four. Near the origin the frame follows Ant-v5's reset noise, drawn anew each episode: a walker that goes one
+    way in its frame goes each of the four ways equally often. Rewards, terminations and ``info`` (the torso's
+    world x, y) are the walk's. Only for the walk: walls break the symmetry.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        turn_obs, turn_act = ant_quarter_turn()
+        self._to_frame = [np.linalg.matrix_power(turn_obs, (4 - k) % 4) for k in range(4)]
+        self._from_frame = [np.linalg.matrix_power(turn_act, k) for k in range(4)]
+        super().__init__(**kwargs)
+
+    def frame(self) -> int:
+        """The quarter turn k (0 to 3) nearest the torso's bearing atan2(y, x) from the origin."""
+        x, y = self.data.qpos[:2]
+        return int(math.floor((math.atan2(y, x) + math.pi / 4) / (math.pi / 2))) % 4
+
+    def _get_obs(self) -> np.ndarray:
+        return self._to_frame[self.frame()] @ super()._get_obs()
+
+    def step(self, action: np.ndarray):
+        return super().step(self._from_frame[self.frame()] @ np.asarray(action, dtype=np.float64))
 
 
 class AntArenaEnv(AntWalkEnv):
