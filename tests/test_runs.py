@@ -114,12 +114,14 @@ Run({run!r}, {{"t": {name!r}}}).train(BUILD[{name!r}](), 6000, checkpoint_every=
 def test_a_run_killed_by_sigkill_resumes_bit_for_bit(name, tmp_path):
     run = tmp_path / "killed"
     child = subprocess.Popen([sys.executable, "-c", KILLED.format(repo=str(REPO), run=str(run), name=name)])
-    deadline = time.time() + 300
-    while not (run / "checkpoints" / "step-000001000").exists():
-        assert child.poll() is None and time.time() < deadline, "the run ended before it could be killed"
-        time.sleep(0.01)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    try:
+        deadline = time.time() + 300
+        while not (run / "checkpoints" / "step-000001000").exists():
+            assert child.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+            time.sleep(0.01)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
     assert not (run / "finished.json").exists()
     resumed = BUILD[name]()
     assert Run(run, {"t": name}).train(resumed, 6000, checkpoint_every=500)
@@ -154,13 +156,17 @@ def test_ctrl_c_writes_a_checkpoint_and_prints_how_to_resume(tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "skillbank.cli", "train", "multigoal", "--steps", "100000", "--no-progress"]
     command += ["--store", str(tmp_path / "store"), "--run-dir", str(run), "--checkpoint-every", "100000"]
+    command += ["--threads", "1"]  # two threads beside other training spin instead of working
     child = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not (run / "metrics.csv").exists() or not (run / "metrics.csv").read_text().count("\n") > 1:
-        assert child.poll() is None and time.time() < deadline
-        time.sleep(0.05)
-    child.send_signal(signal.SIGINT)
-    _, stderr = child.communicate(timeout=120)
+    try:
+        deadline = time.time() + 300
+        while not (run / "metrics.csv").exists() or not (run / "metrics.csv").read_text().count("\n") > 1:
+            assert child.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=120)
+    finally:
+        child.kill()  # a failed assertion must not leave a training process behind
     assert child.returncode == 130, stderr
     assert f"resume with: skillbank train --resume {run}" in stderr
     found = checkpoint.latest(run)
