@@ -141,6 +141,21 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_register(args: argparse.Namespace) -> int:
+    from skillbank.evaluate import headline
+    from skillbank.jobs import register_checkpoint
+    from skillbank.runs import Run
+
+    run = Run(args.run_dir)
+    registry = _registry(args, create=False) if args.store else None
+    ref = register_checkpoint(run, registry, name=args.name, tags=args.tag or [], episodes=args.episodes)
+    registry = registry or _registry(argparse.Namespace(store=run.spec["store"]), create=False)
+    info = registry.info(ref)
+    print(f"registered {ref} from {run.path} at step {info['metadata']['training']['steps']}; "
+          f"{json.dumps(headline(info['metadata'].get('metrics', {})))}")  # fmt: skip
+    return 0
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from skillbank.finetune import finetune_spec
     from skillbank.jobs import EVAL_EPISODES, new_run_dir
@@ -615,6 +630,13 @@ def _training_commands(add: Add) -> None:
             "is refilled (no longer bit for bit)", cmd_snapshot)  # fmt: skip
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run (it may be training)")
     p.add_argument("out", type=Path, metavar="OUT", help="the folder to write (an older snapshot there is replaced)")
+
+    p = add("register", "register a run's newest good checkpoint now, as a milestone version, while the run trains "
+            "on: evaluated, with the run's lineage, in the run's store (or --store)", cmd_register)  # fmt: skip
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run (it may be training)")
+    p.add_argument("--name", help="register under this name (default: the run's)")
+    p.add_argument("--tag", action="append", help="a tag for the version (repeatable)")
+    p.add_argument("--episodes", type=_positive, help="evaluation rollouts (default: the task's [eval] episodes)")
 
     p = add("sweep", "train one run per seed and per combination of --set values, register each (tagged with "
             "the sweep's id), and summarise the metrics over seeds", cmd_sweep)  # fmt: skip

@@ -208,4 +208,5 @@ def evaluate_and_register(
 
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     """The metrics a one-line report shows."""
-    return {k: metrics[k] for k in ("mean_return", "success_rate", "goal_counts") if k in metrics}
+    keys = ("mean_return", "success_rate", "goal_counts", "mean_speed", "octants_covered")
+    return {k: metrics[k] for k in keys if k in metrics}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from skillbank import checkpoint
 from skillbank.buffer import ReplayBuffer
 from skillbank.envs import make_env
 from skillbank.errors import SkillbankError
@@ -217,6 +218,35 @@ def execute(run: Run, progress_bar: bool = False, threads: int | None = None, ta
         return result
     ref = register_result(Registry(run.spec["store"]), run.spec, result, tags)
     return {**{k: v for k, v in result.items() if k != "files"}, "ref": ref}
+
+
+def register_checkpoint(
+    run: Run, registry: Registry | None = None, *, name: str | None = None, tags=(), episodes: int | None = None
+) -> str:
+    """Register the newest good checkpoint of the run in ``run`` now, as a milestone, while the run trains on:
+    evaluated on the task's ``episodes`` (its ``[eval]`` count by default), with the run's lineage, in the run's
+    store unless ``registry`` is given. A checkpoint registers once (its id is the run's and its step); the
+    finished run registers as a version of its own."""
+    spec = run.spec
+    found = checkpoint.latest(run.path)
+    if found is None:
+        raise SkillbankError(f"{run.path} has no usable checkpoint yet; register it after its first checkpoint")
+    algo = build(spec)
+    checkpoint.restore(algo, found)
+    algo.skill.description["training"] = {
+        "steps": algo.num_timesteps, "updates": algo.num_updates, "wall_time_s": round(algo.train_time_s, 2),
+        "seed": spec["seed"], "checkpoint_of_run": run.run_id,
+        **({"replay_refilled_at": algo.replay_refilled_at} if algo.replay_refilled_at else {}),
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        episodes = load_task(spec["task"]).episodes if episodes is None else episodes
+        evaluate_into(algo.skill, episodes, spec["seed"] + 10_000, Path(tmp) / ROLLOUTS_FILE)
+        algo.skill.save(Path(tmp) / "skill")
+        files = {file: (Path(tmp) / "skill" / file).read_bytes() for file in (DESCRIPTION_FILE, WEIGHTS_FILE)}
+        files[ROLLOUTS_FILE] = (Path(tmp) / ROLLOUTS_FILE).read_bytes()
+    result = {"run_id": f"{run.run_id}@{found.step}", "files": files}
+    registry = registry or Registry(spec["store"])
+    return register_result(registry, {**spec, "name": name or spec["name"]}, result, tags)
 
 
 def extend(run: Run, steps: int) -> Run:

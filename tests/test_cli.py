@@ -1,6 +1,7 @@
 """The command line, end to end on temporary stores, and on the shipped skill."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import torch
 
 from skillbank.cli import main
 from skillbank.registry import Registry
+from skillbank.runs import Run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -155,3 +157,27 @@ def test_resume_with_more_steps_goes_on_exactly_and_registers_a_continued_versio
     # running it again registers nothing new: the longer run is finished
     assert main(["train", "--resume", str(tmp_path / "split" / "run"), "--no-progress"]) == 0
     assert [v["version"] for v in Registry(tmp_path / "split").versions("walk")] == [1, 2]
+
+
+def test_register_takes_a_training_run_s_newest_checkpoint_once_and_the_run_still_registers_at_its_end(
+    tmp_path, capsys
+):
+    store, run = tmp_path / "store", tmp_path / "run"
+    common = ["--no-progress", "--store", str(store), "--run-dir", str(run), "--checkpoint-every", "100"]
+    assert main(["train", "multigoal", "--steps", "300", "--name", "walk", *common]) == 0  # walk@1, finished
+    assert main(["train", "--resume", str(run), "--steps", "600", "--no-progress"]) == 0  # walk@2
+    registry = Registry(store)
+    shutil.rmtree(run / "result")  # as if the run were still on its way to 600: its newest checkpoint is step 600
+    assert main(["register", str(run), "--tag", "milestone", "--episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "registered walk@3" in out and "at step 600" in out and "mean_return" in out
+    info = registry.info("walk@3")
+    assert info["metadata"]["training"]["steps"] == 600 and "milestone" in info["tags"]
+    assert info["metadata"]["training"]["checkpoint_of_run"] == Run(run).run_id
+    assert [(p["ref"], p["relation"]) for p in info["parents"]] == [("walk@1", "continued-from")]
+    for key, tensor in registry.load("walk@2").state_tensors().items():  # the same parameters as the run's end
+        assert torch.equal(tensor, registry.load("walk@3").state_tensors()[key]), key
+    assert main(["register", str(run), "--episodes", "3"]) == 0  # the same checkpoint again: nothing new
+    assert [v["version"] for v in registry.versions("walk")] == [1, 2, 3]
+    assert main(["register", str(tmp_path / "nothing")]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
