@@ -110,3 +110,34 @@ def test_training_on_turned_transitions_runs_in_the_walk_and_is_refused_among_wa
         cls("skillbank/AntHallwayNarrow-v0", **tiny, **extra)
     with pytest.raises(ConfigError, match="unknown symmetry 'ant-d4'"):
         cls("skillbank/AntWalk-v0", **{**tiny, "symmetry": "ant-d4"}, **extra)
+
+
+def test_a_canonical_arena_is_the_arena_in_the_walk_s_frame_plus_the_world_position():
+    arena = gym.make("skillbank/AntUMaze-v0").unwrapped
+    canonical = gym.make("skillbank/AntUMazeCanonical-v0").unwrapped
+    rng = np.random.default_rng(2)
+    obs, _ = arena.reset(seed=0)
+    for _ in range(20):
+        obs, *_ = arena.step(rng.uniform(-1, 1, 8))
+    qpos, qvel = state(obs)
+    qpos[:2] = (0.1, 1.0)  # north of the start, inside the maze: the frame of a quarter turn
+    for env in (arena, canonical):
+        env.set_state(qpos, qvel)
+    assert canonical.frame() == 1
+    seen, world = canonical._get_obs(), arena._get_obs()
+    np.testing.assert_allclose(seen[:29], np.linalg.matrix_power(TURN, 3) @ world, atol=1e-12)
+    np.testing.assert_allclose(seen[29:], qpos[:2])
+    for a in rng.uniform(-1, 1, (5, 8)):
+        k = canonical.frame()
+        seen, reward, *_ = canonical.step(a)
+        world, world_reward, *_ = arena.step(np.linalg.matrix_power(ACT, k) @ a)
+        np.testing.assert_allclose(seen[29:], world[27:29], atol=1e-12)
+        np.testing.assert_allclose(np.linalg.matrix_power(TURN, canonical.frame()) @ seen[:29], world, atol=1e-9)
+        assert reward == pytest.approx(world_reward, abs=1e-12)
+
+
+def test_a_walker_of_the_canonical_walk_fine_tunes_in_a_canonical_arena():
+    tiny = dict(hidden=[16, 16], learning_starts=20, buffer_size=500, batch_size=16, kernel_particles=4)
+    walker = SQL("skillbank/AntWalkCanonical-v0", seed=0, value_particles=4, **tiny).learn(40)
+    tuned = finetune(walker.skill, "ant-hallway-narrow-canonical", steps=30, warmup=20)
+    assert tuned.skill.q.obs_dim == 31 and tuned.num_updates == 11

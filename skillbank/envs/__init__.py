@@ -27,6 +27,14 @@ ENVIRONMENTS: dict[str, tuple[str, int, dict[str, Any]]] = {
     "skillbank/AntHallwayWide-v0": ("ant:AntArenaEnv", 200, {"walls": HALLWAY_WIDE, **ANT_COSTS}),
     "skillbank/AntHallwayNarrow-v0": ("ant:AntArenaEnv", 200, {"walls": HALLWAY_NARROW, **ANT_COSTS}),
     "skillbank/AntUMaze-v0": ("ant:AntArenaEnv", 400, {"walls": UMAZE, "goal": UMAZE_GOAL, **ANT_COSTS}),
+    # The same arenas in the canonical walk's frame, with the world x, y appended (31-D)
+    "skillbank/AntHallwayWideCanonical-v0": ("ant:AntArenaCanonicalEnv", 200, {"walls": HALLWAY_WIDE, **ANT_COSTS}),
+    "skillbank/AntHallwayNarrowCanonical-v0": ("ant:AntArenaCanonicalEnv", 200, {"walls": HALLWAY_NARROW, **ANT_COSTS}),
+    "skillbank/AntUMazeCanonical-v0": (
+        "ant:AntArenaCanonicalEnv",
+        400,
+        {"walls": UMAZE, "goal": UMAZE_GOAL, **ANT_COSTS},
+    ),
 }
 for env_id, (entry_point, steps, kwargs) in ENVIRONMENTS.items():
     if env_id not in gym.registry:

@@ -132,36 +132,6 @@ class AntWalkEnv(AntEnv):
         return super().step(action)
 
 
-class AntWalkCanonicalEnv(AntWalkEnv):
-    """:class:`AntWalkEnv` seen from the quarter turn of the world that puts the torso within 45° of +x.
-
-    The walk is unchanged by the Ant's quarter turn (:mod:`skillbank.symmetry`), so it is one walk seen four ways.
-    Here the agent sees and acts in the frame ``k`` (a multiple of 90°) nearest the torso's bearing from the origin:
-    observations are turned by ``-k``, actions by ``k``. Every state and its three turns look the same, so any
-    critic is invariant and any policy equivariant by construction, and a policy's heading is learned once for all
-    four. Near the origin the frame follows Ant-v5's reset noise, drawn anew each episode: a walker that goes one
-    way in its frame goes each of the four ways equally often. Rewards, terminations and ``info`` (the torso's
-    world x, y) are the walk's. Only for the walk: walls break the symmetry.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        turn_obs, turn_act = ant_quarter_turn()
-        self._to_frame = [np.linalg.matrix_power(turn_obs, (4 - k) % 4) for k in range(4)]
-        self._from_frame = [np.linalg.matrix_power(turn_act, k) for k in range(4)]
-        super().__init__(**kwargs)
-
-    def frame(self) -> int:
-        """The quarter turn k (0 to 3) nearest the torso's bearing atan2(y, x) from the origin."""
-        x, y = self.data.qpos[:2]
-        return int(math.floor((math.atan2(y, x) + math.pi / 4) / (math.pi / 2))) % 4
-
-    def _get_obs(self) -> np.ndarray:
-        return self._to_frame[self.frame()] @ super()._get_obs()
-
-    def step(self, action: np.ndarray):
-        return super().step(self._from_frame[self.frame()] @ np.asarray(action, dtype=np.float64))
-
-
 class AntArenaEnv(AntWalkEnv):
     """:class:`AntWalkEnv` among ``walls``.
 
@@ -195,3 +165,48 @@ class AntArenaEnv(AntWalkEnv):
         info.update(reward_progress=0.0, reward_goal=near, distance_to_goal=distance)
         info["success"] = distance <= self.success_radius
         return reward, info
+
+
+class QuarterTurnFrame:
+    """An Ant task seen from the quarter turn of the world that puts the torso within 45° of +x (a mixin).
+
+    The agent sees and acts in the frame ``k`` (a multiple of 90°) nearest the torso's bearing from the origin:
+    observations are turned by ``-k`` and actions by ``k`` (:mod:`skillbank.symmetry`'s turn, legs relabelled).
+    Rewards, terminations and ``info`` (the torso's world x, y) are the task's own.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        turn_obs, turn_act = ant_quarter_turn()
+        self._to_frame = [np.linalg.matrix_power(turn_obs, (4 - k) % 4) for k in range(4)]
+        self._from_frame = [np.linalg.matrix_power(turn_act, k) for k in range(4)]
+        super().__init__(**kwargs)
+
+    def frame(self) -> int:
+        """The quarter turn k (0 to 3) nearest the torso's bearing atan2(y, x) from the origin."""
+        x, y = self.data.qpos[:2]
+        return int(math.floor((math.atan2(y, x) + math.pi / 4) / (math.pi / 2))) % 4
+
+    def _get_obs(self) -> np.ndarray:
+        return self._to_frame[self.frame()] @ super()._get_obs()
+
+    def step(self, action: np.ndarray):
+        return super().step(self._from_frame[self.frame()] @ np.asarray(action, dtype=np.float64))
+
+
+class AntWalkCanonicalEnv(QuarterTurnFrame, AntWalkEnv):
+    """:class:`AntWalkEnv` seen from the quarter turn of the world that puts the torso within 45° of +x.
+
+    The walk is unchanged by the Ant's quarter turn, so it is one walk seen four ways: in the frame a state and its
+    three turns are the same observation, so any critic is invariant and any policy equivariant by construction, and
+    a policy's heading is learned once for all four. Near the origin the frame follows Ant-v5's reset noise, drawn
+    anew each episode: a walker that goes one way in its frame goes each of the four ways equally often.
+    """
+
+
+class AntArenaCanonicalEnv(QuarterTurnFrame, AntArenaEnv):
+    """An arena (:class:`AntArenaEnv`) seen in the same frame as :class:`AntWalkCanonicalEnv`, followed by the torso's
+    world x, y (31-D): walls break the symmetry, so the frame alone would hide where they are. A walker trained in
+    the canonical walk fine-tunes here, its networks widened to the two new inputs with zero weights."""
+
+    def _get_obs(self) -> np.ndarray:
+        return np.concatenate([super()._get_obs(), self.data.qpos[:2]])
