@@ -144,12 +144,12 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     from skillbank.evaluate import headline
     from skillbank.jobs import register_checkpoint
+    from skillbank.registry import Registry
     from skillbank.runs import Run
 
     run = Run(args.run_dir)
-    registry = _registry(args, create=False) if args.store else None
+    registry = Registry(args.store or run.spec["store"], create=False)
     ref = register_checkpoint(run, registry, name=args.name, tags=args.tag or [], episodes=args.episodes)
-    registry = registry or _registry(argparse.Namespace(store=run.spec["store"]), create=False)
     info = registry.info(ref)
     print(f"registered {ref} from {run.path} at step {info['metadata']['training']['steps']}; "
           f"{json.dumps(headline(info['metadata'].get('metrics', {})))}")  # fmt: skip
