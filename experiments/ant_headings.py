@@ -5,6 +5,10 @@
 Writes ant_walk_headings.json (``{"rollouts", "octants_covered", "mean_speed"}`` for ant-walk-sql, and the
 same for each other walker under its name) and ant_walk_headings.png (paths from the origin and a polar
 histogram of headings per walker). ``--run-dir`` evaluates a run's newest checkpoint instead of a stored skill.
+
+A walker of ``ant-walk-canonical`` heads four ways by construction (its frame at the start follows the reset
+noise); for it, ``octants_in_start_frame`` also counts the headings turned back by the frame each rollout
+started in: the fan the policy itself keeps.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from skillbank import checkpoint, jobs
@@ -27,6 +32,17 @@ def from_run(run_dir: Path):
     found = checkpoint.latest(run_dir)
     checkpoint.restore(algo, found)
     return algo.skill, f"{run_dir.name} ({spec['algo']}, checkpoint at {found.step} steps)"
+
+
+def octants_in_start_frame(paths) -> dict[str, object]:
+    """Headings turned back by each rollout's frame at its start (the quarter turn nearest its start bearing)."""
+    counts = np.zeros(8, dtype=int)
+    for path in paths:
+        start, end = path.positions[0], path.positions[-1]
+        frame = int(np.floor((np.arctan2(start[1], start[0]) + np.pi / 4) / (np.pi / 2))) % 4
+        heading = (np.arctan2(*(end - start)[::-1]) - frame * np.pi / 2) % (2 * np.pi)
+        counts[int(heading // (np.pi / 4)) % 8] += 1
+    return {"octants_in_start_frame": int((counts > 0).sum()), "octant_counts_in_start_frame": counts.tolist()}
 
 
 def main() -> None:
@@ -48,6 +64,8 @@ def main() -> None:
         env = make_skill_env(skill)
         paths[label] = rollouts(skill, args.episodes, seed=0, env=env)
         results[label] = {"rollouts": args.episodes, **locomotion(paths[label], env.unwrapped.dt)}
+        if hasattr(env.unwrapped, "frame"):
+            results[label].update(octants_in_start_frame(paths[label]))
         print(label, json.dumps(results[label]))
     first = next(iter(results))
     summary = {**{k: results[first][k] for k in ("rollouts", "octants_covered", "mean_speed")}, "walker": first,
