@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from skillbank import checkpoint
-from skillbank.errors import SkillbankError
+from skillbank.errors import SkillbankError, write_error
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.tasks import ALGORITHMS
 
@@ -223,10 +223,10 @@ def snapshot(run_dir: str | Path, out: str | Path) -> checkpoint.Checkpoint:
             raise SkillbankError(f"{out} is the run itself; give another folder")
         if not _is_snapshot_of(out, run):
             raise SkillbankError(f"{out} exists and is not a snapshot of {run.path}; give a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(temporary, ignore_errors=True)
         copied = checkpoint.without_replay(latest, temporary / "checkpoints" / latest.path.name)
         shutil.copyfile(run.path / RUN_FILE, temporary / RUN_FILE)
         if (run.path / METRICS_FILE).is_file():
@@ -239,6 +239,9 @@ def snapshot(run_dir: str | Path, out: str | Path) -> checkpoint.Checkpoint:
             shutil.rmtree(old)
         else:
             temporary.rename(out)
+    except OSError as error:  # a full disk or a folder we cannot write: the older snapshot is untouched
+        size = (latest.path / checkpoint.TENSORS_FILE).stat().st_size
+        raise write_error(error, out, size) from None
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return checkpoint.Checkpoint(out / "checkpoints" / copied.path.name, copied.payload)

@@ -233,7 +233,10 @@ def test_a_snapshot_replaces_its_older_self_and_nothing_else(tmp_path):
         with pytest.raises(SkillbankError, match="give a new folder|the run itself"):
             snapshot(tmp_path / "run", taken)
     assert not (tmp_path / "other" / "checkpoints").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "run", "snapshot"]  # no temporary left
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SkillbankError, match="could not write"):
+        snapshot(tmp_path / "run", tmp_path / "file" / "snapshot")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "other", "run", "snapshot"]  # no temporary left
 
 
 def test_the_snapshot_command_says_what_it_wrote_and_how_to_go_on(tmp_path, capsys):
