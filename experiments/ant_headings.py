@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from skillbank import checkpoint, jobs
+from skillbank.envs.ant import quarter_turn_frame
 from skillbank.evaluate import locomotion, make_skill_env, rollouts
 from skillbank.plot import plot_headings
 from skillbank.registry import Registry
@@ -39,7 +40,7 @@ def octants_in_start_frame(paths) -> dict[str, object]:
     counts = np.zeros(8, dtype=int)
     for path in paths:
         start, end = path.positions[0], path.positions[-1]
-        frame = int(np.floor((np.arctan2(start[1], start[0]) + np.pi / 4) / (np.pi / 2))) % 4
+        frame = quarter_turn_frame(*start)
         heading = (np.arctan2(*(end - start)[::-1]) - frame * np.pi / 2) % (2 * np.pi)
         counts[int(heading // (np.pi / 4)) % 8] += 1
     return {"octants_in_start_frame": int((counts > 0).sum()), "octant_counts_in_start_frame": counts.tolist()}

@@ -21,6 +21,14 @@ def state(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([obs[27:29], obs[:13]]), obs[13:27].copy()
 
 
+def walked(env, rng: np.random.Generator, steps: int) -> np.ndarray:
+    """The observation after ``steps`` random actions from the reset of seed 0: away from the start, in motion."""
+    obs, _ = env.reset(seed=0)
+    for _ in range(steps):
+        obs, *_ = env.step(rng.uniform(-1, 1, 8))
+    return obs
+
+
 def test_mujoco_steps_a_turned_ant_to_the_turned_next_state_with_the_same_reward():
     env = gym.make("skillbank/AntWalk-v0").unwrapped
     rng = np.random.default_rng(0)
@@ -46,9 +54,7 @@ def test_the_canonical_walk_sees_a_state_and_its_turns_alike_and_steps_them_alik
     env = gym.make("skillbank/AntWalkCanonical-v0").unwrapped
     world = gym.make("skillbank/AntWalk-v0").unwrapped
     rng = np.random.default_rng(1)
-    obs, _ = world.reset(seed=0)
-    for _ in range(30):
-        obs, *_ = world.step(rng.uniform(-1, 1, 8))
+    obs = walked(world, rng, 30)
     actions = rng.uniform(-1, 1, (20, 8))
     paths = []
     for k in range(4):  # the same world state turned four ways: one state of the canonical walk
@@ -116,9 +122,7 @@ def test_a_canonical_arena_is_the_arena_in_the_walk_s_frame_plus_the_world_posit
     arena = gym.make("skillbank/AntUMaze-v0").unwrapped
     canonical = gym.make("skillbank/AntUMazeCanonical-v0").unwrapped
     rng = np.random.default_rng(2)
-    obs, _ = arena.reset(seed=0)
-    for _ in range(20):
-        obs, *_ = arena.step(rng.uniform(-1, 1, 8))
+    obs = walked(arena, rng, 20)
     qpos, qvel = state(obs)
     qpos[:2] = (0.1, 1.0)  # north of the start, inside the maze: the frame of a quarter turn
     for env in (arena, canonical):

@@ -167,6 +167,11 @@ class AntArenaEnv(AntWalkEnv):
         return reward, info
 
 
+def quarter_turn_frame(x: float, y: float) -> int:
+    """The quarter turn k (0 to 3) nearest the bearing atan2(y, x) of the point (x, y) from the origin."""
+    return int(math.floor((math.atan2(y, x) + math.pi / 4) / (math.pi / 2))) % 4
+
+
 class QuarterTurnFrame:
     """An Ant task seen from the quarter turn of the world that puts the torso within 45° of +x (a mixin).
 
@@ -182,9 +187,8 @@ class QuarterTurnFrame:
         super().__init__(**kwargs)
 
     def frame(self) -> int:
-        """The quarter turn k (0 to 3) nearest the torso's bearing atan2(y, x) from the origin."""
-        x, y = self.data.qpos[:2]
-        return int(math.floor((math.atan2(y, x) + math.pi / 4) / (math.pi / 2))) % 4
+        """The quarter turn k (0 to 3) nearest the torso's bearing from the origin."""
+        return quarter_turn_frame(*self.data.qpos[:2])
 
     def _get_obs(self) -> np.ndarray:
         return self._to_frame[self.frame()] @ super()._get_obs()
