@@ -106,25 +106,32 @@ def _resumed(args: argparse.Namespace):
     return extend(run, args.steps) if args.steps is not None and args.steps != run.spec["steps"] else run
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options: one value per key (sweep takes grids)."""
+    from skillbank.sweep import parse_sets
+
+    overrides = {}
+    for key, values in parse_sets(args.set or []).items():
+        if len(values) > 1:
+            raise SkillbankError(f"--set {key} is given {len(values)} times; {args.command} takes one value "
+                                 "(sweep takes grids)")  # fmt: skip
+        overrides[key] = values[0]
+    return overrides
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from skillbank.jobs import new_run_dir, train_spec
     from skillbank.registry import validate_name
     from skillbank.runs import Run
-    from skillbank.sweep import parse_sets
 
     if args.resume:
         return _execute(_resumed(args), args)
     if args.task is None:
         raise SkillbankError("give a TASK to train, or --resume RUN_DIR to continue a run")
-    overrides = {}
-    for key, values in parse_sets(args.set or []).items():
-        if len(values) > 1:
-            raise SkillbankError(f"--set {key} is given {len(values)} times; train takes one value (sweep takes grids)")
-        overrides[key] = values[0]
     spec = train_spec(
         args.task, algo=args.algo, steps=args.steps, seed=args.seed, name=args.name, store=_registry(args).path,
         keep_replay=args.keep_replay, compile=args.compile, device=args.device,
-        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, overrides=overrides,
+        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, overrides=_overrides(args),
     )  # fmt: skip
     validate_name(spec["name"])  # before hours of training, not after
     return _execute(Run(args.run_dir or new_run_dir(spec), spec), args)
@@ -170,7 +177,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     spec = finetune_spec(
         registry.load(args.ref), args.task, steps=args.steps, seed=args.seed, warmup=args.warmup,
         anneal_alpha_to=args.anneal_alpha_to, anneal_steps=args.anneal_steps, **_recipe(args),
-        name=args.name, store=registry.path.resolve(), compile=args.compile,
+        overrides=_overrides(args), name=args.name, store=registry.path.resolve(), compile=args.compile,
         device=args.device, keep_replay=args.keep_replay,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, eval_episodes=EVAL_EPISODES,
     )  # fmt: skip
@@ -622,6 +629,9 @@ def _training_commands(add: Add) -> None:
                         "lower; default: no annealing)")  # fmt: skip
     p.add_argument("--anneal-steps", type=_positive, default=0, help="steps over which to anneal alpha")
     _recipe_options(p)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="change one hyperparameter of the skill's configuration (a TOML value), e.g. "
+                        "symmetry=ant-c4 or alpha=0.03; not the networks' sizes")  # fmt: skip
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
     _run_options(p)
 

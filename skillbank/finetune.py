@@ -33,9 +33,11 @@ from skillbank.networks import DeterministicPolicy, GaussianSampler, SoftQ, SVGD
 from skillbank.offpolicy import OffPolicyAlgorithm, env_description
 from skillbank.registry import Registry
 from skillbank.skill import Skill, box_to_json, build_q
+from skillbank.symmetry import check_symmetry
 from skillbank.tasks import ALGORITHMS, Task, load_task
 
 WARMUP = 10_000  # transitions the fine-tuned skill collects before its first update
+NETWORK_KEYS = {"hidden", "critics"}  # hyperparameters that shape the pretrained networks
 RECIPE = ("fresh_critic", "critic_warmup")  # a job's departures from the authors' recipe, in its spec where set
 
 
@@ -122,6 +124,7 @@ def finetune_spec(
     anneal_steps: int = 0,
     fresh_critic: bool = False,
     critic_warmup: int = 0,
+    overrides: dict[str, Any] | None = None,
     name: str | None = None,
     store: str | Path | None = None,
     pretrained_store: str | Path | None = None,
@@ -130,7 +133,8 @@ def finetune_spec(
     **run: Any,
 ) -> dict[str, Any]:
     """The job of fine-tuning ``skill`` (a registered one, for a resumable run) on ``task``, checked now.
-    The result is registered in ``store``, which must also hold the pretrained skill (its lineage)."""
+    The result is registered in ``store``, which must also hold the pretrained skill (its lineage).
+    ``overrides`` change the skill's hyperparameters (``--set``), all but its networks' and its temperature."""
     task = task if isinstance(task, Task) else load_task(task)
     steps = task.steps if steps is None else steps
     algorithm = skill.description.get("algorithm")
@@ -148,12 +152,22 @@ def finetune_spec(
     hyperparameters.pop("seed", None)
     hyperparameters.pop("symmetry", None)  # the pretraining task's: walls break it
     hyperparameters["learning_starts"] = warmup
+    fixed = sorted(NETWORK_KEYS & set(overrides or {}))
+    if fixed:
+        raise SkillbankError(f"--set {', '.join(fixed)}: the pretrained networks fix it; fine-tuning keeps them")
+    if "alpha" in (overrides or {}):
+        raise SkillbankError("--set alpha: fine-tuning goes on at the skill's temperature; change it with "
+                             "--anneal-alpha-to (SQL)")  # fmt: skip
+    hyperparameters.update(overrides or {})
+    config = ALGORITHMS[algorithm].config_class.from_dict(hyperparameters)
+    obs_dim, act_dim = (space.shape[0] for space in (env.observation_space, env.action_space))
+    check_symmetry(getattr(config, "symmetry", "none"), task.env_id, obs_dim, act_dim)  # before the run directory
     # only where they differ from the authors' recipe, so that the jobs (and run ids) of that recipe stay as they were
     recipe = {k: v for k, v in zip(RECIPE, (fresh_critic, critic_warmup)) if v}
     return {
         "kind": "finetune", "pretrained": getattr(skill, "ref", None), "task": str(task.path.resolve()),
         "task_name": task.name, "algo": algorithm, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
-        "config": ALGORITHMS[algorithm].config_class.from_dict(hyperparameters).to_dict(), "steps": steps,
+        "config": config.to_dict(), "steps": steps,
         "seed": seed, "name": name or f"{task.name}-finetuned", "store": None if store is None else str(store),
         "pretrained_store": str(pretrained_store or store),
         "warmup": warmup, "anneal_alpha_to": anneal_alpha_to, "anneal_steps": anneal_steps, "compile": compile,

@@ -182,3 +182,26 @@ def test_evaluating_a_walker_records_its_speed_and_heading_octants_and_leaves_tr
     assert set(row) == {"eval_return", "eval_speed", "eval_octants"}
     assert row["eval_speed"] >= 0 and row["eval_octants"] in (1, 2, 3)
     assert torch.equal(algo.rng.get_state(), state)
+
+
+def test_finetune_set_changes_the_skills_hyperparameters_but_not_its_networks_or_a_symmetry_walls_break(
+    tmp_path, capsys
+):
+    from skillbank.finetune import build_finetune, finetune_spec
+
+    pretrained = walker(SQL).skill
+    spec = finetune_spec(pretrained, "ant-walk", steps=40, warmup=20, overrides={"symmetry": "ant-c4", "tau": 0.5})
+    assert spec["config"]["symmetry"] == "ant-c4" and spec["config"]["tau"] == 0.5
+    algo = build_finetune(spec, pretrained)
+    assert algo.augment is not None and algo.config.tau == 0.5
+    assert finetune_spec(pretrained, "ant-walk")["config"]["symmetry"] == "none"
+    with pytest.raises(SkillbankError, match="--set hidden: the pretrained networks fix it"):
+        finetune_spec(pretrained, "ant-walk", overrides={"hidden": [8, 8]})
+    with pytest.raises(SkillbankError, match="--anneal-alpha-to"):
+        finetune_spec(pretrained, "ant-walk", overrides={"alpha": 0.5})
+    store = tmp_path / "store"
+    Registry(store).register(pretrained, "walker")
+    args = ["finetune", "walker", "--task", "ant-hallway-wide", "--set", "symmetry=ant-c4", "--store", str(store)]
+    assert main([*args, "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "symmetry 'ant-c4' holds in skillbank/AntWalk-v0 only" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before the run directory
