@@ -449,6 +449,24 @@ def cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_turn(args: argparse.Namespace) -> int:
+    from skillbank.evaluate import evaluate_and_register, headline
+    from skillbank.registry import Parent, validate_name
+    from skillbank.symmetry import turned
+
+    registry = _registry(args)
+    validate_name(args.name)
+    skill = registry.load(args.ref)
+    new = turned(skill, args.symmetry, args.by)
+    info = {"symmetry": args.symmetry, "turns": args.by}
+    ref = evaluate_and_register(
+        registry, new, args.name, args.episodes, seed=args.seed, parents=[Parent(skill.ref, "turned-from", info)],
+        description=f"{skill.ref} turned {args.by} time(s) by the symmetry {args.symmetry}",
+    )  # fmt: skip
+    print(f"registered {ref}: {json.dumps(headline(new.description['metrics']))}")
+    return 0
+
+
 def _verdict_line(summary: dict[str, Any]) -> str:
     v = summary["verdict"]
     return f"verdict: {v['verdict']}: {v['advice']}"
@@ -752,6 +770,17 @@ def _composition_commands(add: Add) -> None:
                    help=f"state grid spacing of the bound (2-D tasks; default {SPACING})")  # fmt: skip
     p.add_argument("--seed", type=_positive, default=0, help="seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    from skillbank.symmetry import GROUPS
+
+    p = add("turn", "register a skill turned by a symmetry of its task (a walker turned by a quarter turn walks each "
+            "gait 90° further round): exact, no training; with turned-from lineage", cmd_turn)  # fmt: skip
+    p.add_argument("ref", metavar="REF", help="the skill to turn (e.g. ant-walk-sql)")
+    p.add_argument("--by", type=int, required=True, help="how many times to apply the generator (ant-c4: 90° each)")
+    p.add_argument("--symmetry", choices=list(GROUPS), default="ant-c4", help="the group (default ant-c4)")
+    p.add_argument("--name", required=True, help="register the turned skill under this name")
+    p.add_argument("--episodes", type=_positive, default=10, help="evaluation rollouts (default 10)")
+    p.add_argument("--seed", type=_positive, default=0, help="seed (default 0)")
 
     p = add("bound", "bound the error of the mean of skills against the combined task's optimum", cmd_bound)
     p.add_argument("refs", nargs="+", metavar="REF", help="skill references (two or more)")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import skillbank.envs  # noqa: F401
-from skillbank import SAC, SQL
+from skillbank import DDPG, SAC, SQL
 from skillbank.errors import ConfigError
 from skillbank.finetune import finetune
 from skillbank.symmetry import Augmentation, ant_quarter_turn
@@ -145,3 +145,44 @@ def test_a_walker_of_the_canonical_walk_fine_tunes_in_a_canonical_arena():
     walker = SQL("skillbank/AntWalkCanonical-v0", seed=0, value_particles=4, **tiny).learn(40)
     tuned = finetune(walker.skill, "ant-hallway-narrow-canonical", steps=30, warmup=20)
     assert tuned.skill.q.obs_dim == 31 and tuned.num_updates == 11
+
+
+@pytest.mark.parametrize("cls", [SQL, SAC, DDPG], ids=["sql", "sac", "ddpg"])
+def test_a_turned_skill_acts_in_the_turned_world_as_the_skill_does_in_the_world(cls):
+    from skillbank.symmetry import turned
+
+    extra = dict(kernel_particles=4, value_particles=4) if cls is SQL else {}
+    tiny = dict(hidden=[16, 16], learning_starts=20, buffer_size=500, batch_size=16)
+    skill = cls("skillbank/AntWalk-v0", seed=0, **tiny, **extra).learn(40).skill
+    g = torch.Generator().manual_seed(0)
+    obs, actions = torch.randn(5, 29, generator=g), torch.rand(5, 3, 8, generator=g) * 2 - 1
+    noise = torch.randn(5, 3, 8, generator=g)
+    power = lambda m, k: torch.as_tensor(np.linalg.matrix_power(m, k % 4), dtype=torch.float32)  # noqa: E731
+    for k in (1, 2, 3, 5):
+        turn = turned(skill, "ant-c4", k)
+        back_obs, back_act, act = power(TURN, -k), power(ACT, -k), power(ACT, k)
+        with torch.no_grad():
+            expected_q = skill.q(obs @ back_obs.T, actions @ back_act.T)
+            torch.testing.assert_close(turn.q(obs, actions), expected_q, atol=1e-4, rtol=1e-5)
+            expected = skill.sampler(obs @ back_obs.T, noise) @ act.T  # the noise turned with the action
+            torch.testing.assert_close(turn.sampler(obs, noise @ act.T), expected, atol=1e-5, rtol=1e-5)
+        assert "metrics" not in turn.description
+    with torch.no_grad():
+        torch.testing.assert_close(turned(skill, "ant-c4", 4).sampler(obs, noise), skill.sampler(obs, noise))
+    arena = finetune(skill, "ant-hallway-narrow", steps=20, warmup=20).skill  # walls break the symmetry
+    with pytest.raises(ConfigError, match="holds in skillbank/AntWalk-v0 only"):
+        turned(arena, "ant-c4", 1)
+
+
+def test_the_turn_command_registers_the_turned_walker_with_its_lineage(tmp_path, capsys):
+    from skillbank import Registry
+    from skillbank.cli import main
+
+    tiny = dict(hidden=[16, 16], learning_starts=20, buffer_size=500, batch_size=16)
+    registry = Registry(tmp_path)
+    ref = registry.register(SAC("skillbank/AntWalk-v0", seed=0, **tiny).learn(30).skill, "walker")
+    args = ["turn", "walker", "--by", "1", "--name", "walker-north", "--episodes", "2", "--store", str(tmp_path)]
+    assert main(args) == 0 and "registered walker-north@1" in capsys.readouterr().out
+    info = registry.info("walker-north")
+    assert [(p["ref"], p["relation"]) for p in info["parents"]] == [(ref, "turned-from")]
+    assert main([*args[:-4], "--name", "bad name!", "--store", str(tmp_path)]) == 2
