@@ -8,7 +8,8 @@ histogram of headings per walker). ``--run-dir`` evaluates a run's newest checkp
 
 A walker of ``ant-walk-canonical`` heads four ways by construction (its frame at the start follows the reset
 noise); for it, ``octants_in_start_frame`` also counts the headings turned back by the frame each rollout
-started in: the fan the policy itself keeps.
+started in: the fan the policy itself keeps. ``--task`` rolls every walker out on one task instead of its own
+(``--task ant-walk-canonical``: SAC's world walker seen in the same frame as SQL's canonical one).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 
 from skillbank import checkpoint, jobs
 from skillbank.envs.ant import quarter_turn_frame
-from skillbank.evaluate import locomotion, make_skill_env, rollouts
+from skillbank.evaluate import locomotion, make_skill_env, rollouts, task_env
 from skillbank.plot import plot_headings
 from skillbank.registry import Registry
 
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, nargs="*", default=[], help="runs whose newest checkpoint to use")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
+    parser.add_argument("--task", help="roll every walker out on this task (e.g. ant-walk-canonical), not its own")
     args = parser.parse_args()
     torch.set_num_threads(1)
     walkers = []
@@ -62,7 +64,7 @@ def main() -> None:
     walkers += [from_run(run) for run in args.run_dir]
     results, paths = {}, {}
     for skill, label in walkers:
-        env = make_skill_env(skill)
+        env = task_env(skill, args.task) if args.task else make_skill_env(skill)
         paths[label] = rollouts(skill, args.episodes, seed=0, env=env)
         results[label] = {"rollouts": args.episodes, **locomotion(paths[label], env.unwrapped.dt)}
         if hasattr(env.unwrapped, "frame"):
@@ -72,10 +74,12 @@ def main() -> None:
     summary = {**{k: results[first][k] for k in ("rollouts", "octants_covered", "mean_speed")}, "walker": first,
                "walkers": results, "command": "python experiments/ant_headings.py " + " ".join(
                    [f"--store {args.store}", "--refs", *args.refs] + (["--run-dir", *map(str, args.run_dir)]
-                                                                       if args.run_dir else []))}  # fmt: skip
+                                                                       if args.run_dir else [])
+                   + ([f"--task {args.task}"] if args.task else []))}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ant_walk_headings.json").write_text(json.dumps(summary, indent=2))
-    plot_headings(paths, args.out / "ant_walk_headings.png", env.unwrapped.dt, "ant-walk: where the walkers go")
+    title = f"{args.task or 'ant-walk'}: where the walkers go"
+    plot_headings(paths, args.out / "ant_walk_headings.png", env.unwrapped.dt, title)
     print(f"wrote {args.out / 'ant_walk_headings.json'} and ant_walk_headings.png")
 
 
