@@ -2,12 +2,14 @@
 
 The from-scratch runs of the fine-tuning experiment were lost with their machine; their evaluation curves are
 committed (``docs/results/finetune/runs/<task>-<method>-s<seed>[-from-<skill>].csv``) with their verdicts
-(``compare.json``). This judges the fine-tuned runs of a new experiment (finished or not) against them by the
+(``compare.json``). This judges the fine-tuned runs of new experiments (finished or not) against them by the
 same rule (:func:`skillbank.experiment.verdict`: the median steps to the task's threshold, at most half the best
 from-scratch method's), and draws every method's curves per task.
 
-    python experiments/finetune_against.py ~/skillbank-runs/finetune-from-sql-2.3M --baseline docs/results/finetune \
-        --out docs/results/finetune_from_sql_2.3M --label "finetune from ant-walk-sql at 2.3M steps"
+    python experiments/finetune_against.py ~/skillbank-runs/finetune-from-sql-2.3M \
+        ~/skillbank-runs/finetune-from-sql-2.3M-turned --baseline docs/results/finetune \
+        --out docs/results/finetune_from_sql_2.3M --label "finetune from ant-walk-sql@2" \
+        "finetune from ant-walk-sql@2 turned"
 """
 
 from __future__ import annotations
@@ -38,20 +40,25 @@ def committed_curves(baseline: Path, task: str, methods: list[str]) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("experiment", type=Path, help="the new experiment's folder (with runs/)")
+    parser.add_argument("experiments", type=Path, nargs="+", help="new experiments' folders (each with runs/)")
     parser.add_argument("--baseline", type=Path, required=True, help="folder with compare.json and runs/*.csv")
     parser.add_argument("--out", type=Path, required=True, help="folder for against.json and the figures")
-    parser.add_argument("--label", help="a name for the new fine-tuned runs (their store renumbers the skill)")
+    parser.add_argument("--label", nargs="*", default=[],
+                        help="a name per experiment for its fine-tuned runs (stores renumber skills)")  # fmt: skip
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     earlier = json.loads((args.baseline / "compare.json").read_text())["tasks"]
+    if args.label and len(args.label) != len(args.experiments):
+        parser.error(f"give one --label per experiment ({len(args.experiments)}), or none")
     jobs = []
-    for path in sorted(p for p in (args.experiment / "runs").iterdir() if (p / "run.json").is_file()):
-        spec = Run(path).spec
-        method = args.label if args.label and spec["method"] == "finetune" else method_label(spec)
-        jobs.append((path, {**spec, "method": method}))
+    for folder, label in zip(args.experiments, args.label or [None] * len(args.experiments)):
+        for path in sorted(p for p in (folder / "runs").iterdir() if (p / "run.json").is_file()):
+            spec = Run(path).spec
+            jobs.append(
+                (path, {**spec, "method": label if label and spec["method"] == "finetune" else method_label(spec)})
+            )
     tasks, curves = tabulate(jobs)
-    report = {"experiment": str(args.experiment), "baseline": str(args.baseline), "tasks": {}}
+    report = {"experiments": [str(f) for f in args.experiments], "baseline": str(args.baseline), "tasks": {}}
     for name, task in tasks.items():
         methods = {**earlier[name]["methods"], **task["methods"]}
         merged = {**task, "methods": methods}
