@@ -2,9 +2,10 @@
 
 The from-scratch runs of the fine-tuning experiment were lost with their machine; their evaluation curves are
 committed (``docs/results/finetune/runs/<task>-<method>-s<seed>[-from-<skill>].csv``) with their verdicts
-(``compare.json``). This judges the fine-tuned runs of new experiments (finished or not) against them by the
+(``compare.json``). This judges the finished fine-tuned runs of new experiments against them by the
 same rule (:func:`skillbank.experiment.verdict`: the median steps to the task's threshold, at most half the best
-from-scratch method's), and draws every method's curves per task.
+from-scratch method's), and draws every method's curves per task. A canonical arena (``ant-hallway-wide-canonical``)
+is judged against its world twin's runs: the same walls, rewards and threshold, seen from another frame.
 
     python experiments/finetune_against.py ~/skillbank-runs/finetune-from-sql-2.3M \
         ~/skillbank-runs/finetune-from-sql-2.3M-turned --baseline docs/results/finetune \
@@ -20,7 +21,7 @@ import re
 from pathlib import Path
 
 from skillbank.experiment import SCRATCH_METHODS, tabulate, verdict
-from skillbank.jobs import method_label
+from skillbank.jobs import RESULT_DIR, RESULT_FILE, method_label
 from skillbank.plot import plot_curves
 from skillbank.runs import Run, read_metrics
 
@@ -52,7 +53,7 @@ def main() -> None:
         parser.error(f"give one --label per experiment ({len(args.experiments)}), or none")
     jobs = []
     for folder, label in zip(args.experiments, args.label or [None] * len(args.experiments)):
-        for path in sorted(p for p in (folder / "runs").iterdir() if (p / "run.json").is_file()):
+        for path in sorted(p for p in (folder / "runs").iterdir() if (p / RESULT_DIR / RESULT_FILE).is_file()):
             spec = Run(path).spec
             jobs.append(
                 (path, {**spec, "method": label if label and spec["method"] == "finetune" else method_label(spec)})
@@ -60,10 +61,11 @@ def main() -> None:
     tasks, curves = tabulate(jobs)
     report = {"experiments": [str(f) for f in args.experiments], "baseline": str(args.baseline), "tasks": {}}
     for name, task in tasks.items():
-        methods = {**earlier[name]["methods"], **task["methods"]}
+        world = name.removesuffix("-canonical")  # a canonical arena: the same walls, rewards and threshold
+        methods = {**earlier[world]["methods"], **task["methods"]}
         merged = {**task, "methods": methods}
         tuned = [m for m in methods if m not in SCRATCH_METHODS]
-        shown = {**committed_curves(args.baseline, name, list(earlier[name]["methods"])), **curves[name]}
+        shown = {**committed_curves(args.baseline, world, list(earlier[world]["methods"])), **curves[name]}
         figure = plot_curves(shown, args.out / f"finetune_{name}.png", "eval_return",
                              f"{name}: evaluation return", task["threshold"])  # fmt: skip
         report["tasks"][name] = {
