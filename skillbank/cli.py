@@ -13,13 +13,18 @@ from skillbank.errors import SkillbankError
 
 
 def _recipe_options(p: argparse.ArgumentParser) -> None:
-    """How a pretrained skill is fine-tuned beyond the authors' recipe (which keeps every network and trains all)."""
+    """How a pretrained skill is fine-tuned, beyond keeping every network and training all: ``finetune`` and the
+    experiment's method ``finetune`` take the same options."""
     p.add_argument("--fresh-critic", action="store_true",
                    help="keep the pretrained policy but start the Q-function afresh, for a task whose returns differ "
                         "from the pretraining task's")  # fmt: skip
     p.add_argument("--critic-warmup", type=_positive, default=0, metavar="UPDATES",
                    help="train only the Q-function for the first UPDATES updates, the policy (and SAC's temperature) "
                         "held fixed (default 0)")  # fmt: skip
+    p.add_argument("--anneal-alpha-to", type=float, metavar="ALPHA",
+                   help="anneal SQL's temperature log-linearly from the skill's alpha to ALPHA (the authors: 1000x "
+                        "lower; default: no annealing)")  # fmt: skip
+    p.add_argument("--anneal-steps", type=_positive, default=0, help="steps over which to anneal alpha")
 
 
 def _recipe(args: argparse.Namespace) -> dict[str, Any]:
@@ -175,8 +180,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise SkillbankError("give a skill REF and --task TASK to fine-tune, or --resume RUN_DIR to continue a run")
     registry = _registry(args)
     spec = finetune_spec(
-        registry.load(args.ref), args.task, steps=args.steps, seed=args.seed, warmup=args.warmup,
-        anneal_alpha_to=args.anneal_alpha_to, anneal_steps=args.anneal_steps, **_recipe(args),
+        registry.load(args.ref), args.task, steps=args.steps, seed=args.seed, warmup=args.warmup, **_recipe(args),
         overrides=_overrides(args), name=args.name, store=registry.path.resolve(), compile=args.compile,
         device=args.device, keep_replay=args.keep_replay,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, eval_episodes=EVAL_EPISODES,
@@ -642,10 +646,6 @@ def _training_commands(add: Add) -> None:
     p.add_argument("--warmup", type=_positive, default=WARMUP,
                    help=f"transitions the pretrained policy collects into a fresh buffer before the first update "
                         f"(default {WARMUP})")  # fmt: skip
-    p.add_argument("--anneal-alpha-to", type=float, metavar="ALPHA",
-                   help="anneal SQL's temperature log-linearly from the skill's alpha to ALPHA (the authors: 1000x "
-                        "lower; default: no annealing)")  # fmt: skip
-    p.add_argument("--anneal-steps", type=_positive, default=0, help="steps over which to anneal alpha")
     _recipe_options(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="change one hyperparameter of the skill's configuration (a TOML value), e.g. "

@@ -38,7 +38,9 @@ from skillbank.tasks import ALGORITHMS, Task, load_task
 
 WARMUP = 10_000  # transitions the fine-tuned skill collects before its first update
 NETWORK_KEYS = {"hidden", "critics"}  # hyperparameters that shape the pretrained networks
-RECIPE = ("fresh_critic", "critic_warmup")  # a job's departures from the authors' recipe, in its spec where set
+# how a job fine-tunes beyond keeping every network and training all (the grid's method finetune takes them too);
+# in a job's spec where set, so that the jobs (and run ids) of the plain recipe stay as they were
+RECIPE = ("fresh_critic", "critic_warmup", "anneal_alpha_to", "anneal_steps")
 
 
 def _describe(space: dict[str, Any]) -> str:
@@ -163,7 +165,7 @@ def finetune_spec(
     obs_dim, act_dim = (space.shape[0] for space in (env.observation_space, env.action_space))
     check_symmetry(getattr(config, "symmetry", "none"), task.env_id, obs_dim, act_dim)  # before the run directory
     # only where they differ from the authors' recipe, so that the jobs (and run ids) of that recipe stay as they were
-    recipe = {k: v for k, v in zip(RECIPE, (fresh_critic, critic_warmup)) if v}
+    recipe = {k: v for k, v in (("fresh_critic", fresh_critic), ("critic_warmup", critic_warmup)) if v}
     return {
         "kind": "finetune", "pretrained": getattr(skill, "ref", None), "task": str(task.path.resolve()),
         "task_name": task.name, "algo": algorithm, "env_id": task.env_id, "env_kwargs": task.env_kwargs,

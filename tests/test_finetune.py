@@ -173,6 +173,24 @@ def test_a_fresh_critic_learns_alone_through_its_warm_up_then_the_policy_follows
         finetune_spec(pretrained, "ant-hallway-narrow", critic_warmup=-1)
 
 
+def test_the_grid_fine_tunes_with_the_authors_annealing_and_names_the_method_for_it(tmp_path):
+    from skillbank.experiment import grid
+    from skillbank.jobs import method_label
+
+    registry = Registry(tmp_path / "source")
+    registry.register(walker(SQL).skill, "walker")
+    recipe = {"fresh_critic": False, "critic_warmup": 0, "anneal_alpha_to": 0.001, "anneal_steps": 100}
+    (path, spec), = grid("walker", registry, ["ant-hallway-narrow"], ["finetune"], 1, 100, tmp_path / "out",
+                         recipe=recipe)  # fmt: skip
+    assert (spec["anneal_alpha_to"], spec["anneal_steps"]) == (0.001, 100)
+    assert method_label(spec) == "finetune from walker@1 (anneal_alpha_to=0.001, anneal_steps=100)"
+    plain = grid("walker", registry, ["ant-hallway-narrow"], ["finetune"], 1, 100, tmp_path / "out")[0][1]
+    assert method_label(plain) == "finetune from walker@1" and plain["anneal_alpha_to"] is None
+    assert main(["experiment", "finetune", "--pretrained", "walker", "--tasks", "ant-hallway-narrow", "--steps", "10",
+                 "--methods", "finetune", "--anneal-alpha-to", "-1", "--store", str(tmp_path / "source"),
+                 "--out", str(tmp_path / "bad")]) == 2  # fmt: skip
+
+
 def test_evaluating_a_walker_records_its_speed_and_heading_octants_and_leaves_training_alone():
     from skillbank.jobs import evaluator
 
