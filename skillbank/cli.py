@@ -649,7 +649,8 @@ def _training_commands(add: Add) -> None:
     _recipe_options(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="change one hyperparameter of the skill's configuration (a TOML value), e.g. "
-                        "symmetry=ant-c4 or alpha=0.03; not the networks' sizes")  # fmt: skip
+                        "symmetry=ant-c4 or tau=0.005; not the networks' sizes, nor alpha "
+                        "(--anneal-alpha-to)")  # fmt: skip
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
     _run_options(p)
 
