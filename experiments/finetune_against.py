@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from skillbank.experiment import SCRATCH_METHODS, tabulate, verdict
+from skillbank.finetune import RECIPE
 from skillbank.jobs import RESULT_DIR, RESULT_FILE, method_label
 from skillbank.plot import plot_curves
 from skillbank.runs import Run, read_metrics
@@ -32,7 +33,9 @@ def committed_curves(baseline: Path, task: str, methods: list[str]) -> dict[str,
     for method in methods:
         stem = method if method in SCRATCH_METHODS else "finetune"
         skill = None if method in SCRATCH_METHODS else method.removeprefix("finetune from ").split("@")[0]
-        pattern = re.compile(rf"{re.escape(task)}-{stem}-s\d+" + (rf"-from-{re.escape(skill)}" if skill else "") + "$")
+        recipe = "".join(f"-{key.replace('_', '-')}" for key in RECIPE if f"{key}=" in method)  # finetune_table's names
+        origin = rf"-from-{re.escape(skill)}{re.escape(recipe)}" if skill else ""
+        pattern = re.compile(rf"{re.escape(task)}-{stem}-s\d+{origin}$")
         for path in sorted((baseline / "runs").glob("*.csv")):
             if pattern.match(path.stem):
                 curves.setdefault(method, []).append([r for r in read_metrics(path) if "eval_return" in r])
