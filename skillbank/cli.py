@@ -25,12 +25,16 @@ def _recipe_options(p: argparse.ArgumentParser) -> None:
                    help="anneal SQL's temperature log-linearly from the skill's alpha to ALPHA (the authors: 1000x "
                         "lower; default: no annealing)")  # fmt: skip
     p.add_argument("--anneal-steps", type=_positive, default=0, help="steps over which to anneal alpha")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="change one hyperparameter of the skill's configuration (a TOML value), e.g. "
+                        "symmetry=ant-c4 or tau=0.005; not the networks' sizes, nor alpha "
+                        "(--anneal-alpha-to)")  # fmt: skip
 
 
 def _recipe(args: argparse.Namespace) -> dict[str, Any]:
     from skillbank.finetune import RECIPE
 
-    return {key: getattr(args, key) for key in RECIPE}
+    return {**{key: getattr(args, key) for key in RECIPE}, "overrides": _overrides(args)}
 
 
 def _positive(value: str) -> int:
@@ -181,7 +185,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     registry = _registry(args)
     spec = finetune_spec(
         registry.load(args.ref), args.task, steps=args.steps, seed=args.seed, warmup=args.warmup, **_recipe(args),
-        overrides=_overrides(args), name=args.name, store=registry.path.resolve(), compile=args.compile,
+        name=args.name, store=registry.path.resolve(), compile=args.compile,
         device=args.device, keep_replay=args.keep_replay,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, eval_episodes=EVAL_EPISODES,
     )  # fmt: skip
@@ -647,10 +651,6 @@ def _training_commands(add: Add) -> None:
                    help=f"transitions the pretrained policy collects into a fresh buffer before the first update "
                         f"(default {WARMUP})")  # fmt: skip
     _recipe_options(p)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="change one hyperparameter of the skill's configuration (a TOML value), e.g. "
-                        "symmetry=ant-c4 or tau=0.005; not the networks' sizes, nor alpha "
-                        "(--anneal-alpha-to)")  # fmt: skip
     p.add_argument("--keep-replay", action="store_true", help="store the replay buffer with the skill (HDF5)")
     _run_options(p)
 

@@ -99,6 +99,7 @@ def finetune(
     anneal_steps: int = 0,
     fresh_critic: bool = False,
     critic_warmup: int = 0,
+    overrides: dict[str, Any] | None = None,
     compile: bool = False,
     device: str = "cpu",
     progress_bar: bool = False,
@@ -107,10 +108,10 @@ def finetune(
     return the algorithm: its skill records the new task, its buffer the new experience, its counters
     the fine-tuning steps. Register it with ``Parent(ref, "fine-tuned-from")``. Training goes on at the
     skill's temperature: for SAC the one it learned (with autotune it keeps tuning from there), not the
-    configuration's starting ``alpha``."""
+    configuration's starting ``alpha``. ``overrides`` change its other hyperparameters, as ``--set`` does."""
     algo = build_finetune(finetune_spec(skill, task, steps=steps, seed=seed, warmup=warmup,
                                         anneal_alpha_to=anneal_alpha_to, anneal_steps=anneal_steps,
-                                        fresh_critic=fresh_critic, critic_warmup=critic_warmup,
+                                        fresh_critic=fresh_critic, critic_warmup=critic_warmup, overrides=overrides,
                                         compile=compile, device=device), skill)  # fmt: skip
     return algo.learn(steps, progress_bar=progress_bar)
 
@@ -165,7 +166,8 @@ def finetune_spec(
     obs_dim, act_dim = (space.shape[0] for space in (env.observation_space, env.action_space))
     check_symmetry(getattr(config, "symmetry", "none"), task.env_id, obs_dim, act_dim)  # before the run directory
     # only where they differ from the authors' recipe, so that the jobs (and run ids) of that recipe stay as they were
-    recipe = {k: v for k, v in (("fresh_critic", fresh_critic), ("critic_warmup", critic_warmup)) if v}
+    recipe = {k: v for k, v in (("fresh_critic", fresh_critic), ("critic_warmup", critic_warmup),
+                                ("set", overrides)) if v}  # fmt: skip
     return {
         "kind": "finetune", "pretrained": getattr(skill, "ref", None), "task": str(task.path.resolve()),
         "task_name": task.name, "algo": algorithm, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
@@ -188,6 +190,8 @@ def build_finetune(spec: dict[str, Any], skill: Skill | None = None) -> OffPolic
                                  "env_kwargs": spec["env_kwargs"]}  # fmt: skip
     skill.description.pop("metrics", None)
     skill.description["pretraining"] = skill.description.pop("training", None)
+    if "q_in_reward_units" in spec["config"]:  # --set q_in_reward_units: the same Q, in the units asked for
+        skill.q.set_reward_units(spec["config"]["q_in_reward_units"])
     if spec.get("fresh_critic"):
         with torch.random.fork_rng():
             torch.manual_seed(spec["seed"])

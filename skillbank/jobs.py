@@ -87,7 +87,8 @@ def method_label(spec: dict[str, Any]) -> str:
     """What a run's curve is called: its method (``sac-scratch``, ``finetune``, or ``train sql``), and for a
     fine-tuned run the skill it started from, since runs from different skills are different methods."""
     method = spec.get("method") or f"{spec['kind']} {spec['algo']}"
-    recipe = ", ".join(f"{k}={spec[k]}" for k in RECIPE if spec.get(k))
+    recipe = ", ".join([*(f"{k}={spec[k]}" for k in RECIPE if spec.get(k)),
+                        *(f"{k}={v}" for k, v in spec.get("set", {}).items())])  # fmt: skip
     method += f" from {spec['pretrained']}" if spec.get("pretrained") else ""
     return method + (f" ({recipe})" if recipe else "")
 

@@ -61,6 +61,18 @@ class SoftQ(nn.Module):
         grad_out = torch.zeros_like(out).scatter_(0, out.argmin(0, keepdim=True), 1.0)
         return self.gain * self.net.input_gradient(record, grad_out)
 
+    @torch.no_grad()
+    def set_reward_units(self, reward_units: bool) -> None:
+        """The same Q-function, its network now predicting Q (True) or ``Q / output_scale`` (False): the output
+        layer is rescaled in place. Only in reward units does a change of the temperature keep Q as it is."""
+        if bool(reward_units) != self.reward_units:
+            weight, bias = self.net.layers[-1]
+            factor = self.output_scale if reward_units else 1.0 / self.output_scale
+            weight.mul_(factor)
+            bias.mul_(factor)
+            self.reward_units = bool(reward_units)
+            self.output_scale = self.output_scale  # refreshes the gain
+
     def spec(self) -> dict[str, Any]:
         spec = {"hidden": self.net.hidden, "critics": self.net.ensemble, "output_scale": self.output_scale}
         return {**spec, "reward_units": True} if self.reward_units else spec

@@ -35,7 +35,9 @@ class SQLConfig(Config):
     :param hidden: hidden layer widths of the Q-network and of the sampler
     :param q_in_reward_units: the Q-network predicts Q, divided by alpha outside it, instead of ``Q / alpha``
         (the public code): 1 / alpha times smaller outputs, which Adam's steps of a fixed size then learn as
-        fast at any alpha. The paper's outputs reach ``Q / alpha`` ~ 10^4 on the Ant at alpha 0.01.
+        fast at any alpha. The paper's outputs reach ``Q / alpha`` ~ 10^4 on the Ant at alpha 0.01. Only in
+        reward units does annealing alpha keep Q (in the paper's units Q falls with alpha); fine-tuning with
+        ``--set q_in_reward_units=true`` rescales a pretrained network's output layer, keeping Q.
     :param critics: Q-networks; with 2 the soft value and the sampler's target use the least of them (clipped
         double Q, as in SAC: one critic's soft maximum over actions overestimates). The paper has 1.
     :param q_lr: Adam learning rate of the Q-network

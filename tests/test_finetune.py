@@ -173,7 +173,7 @@ def test_a_fresh_critic_learns_alone_through_its_warm_up_then_the_policy_follows
         finetune_spec(pretrained, "ant-hallway-narrow", critic_warmup=-1)
 
 
-def test_the_grid_fine_tunes_with_the_authors_annealing_and_names_the_method_for_it(tmp_path):
+def test_the_grid_fine_tunes_with_the_authors_annealing_or_set_values_and_names_the_method_for_them(tmp_path):
     from skillbank.experiment import grid
     from skillbank.jobs import method_label
 
@@ -186,9 +186,15 @@ def test_the_grid_fine_tunes_with_the_authors_annealing_and_names_the_method_for
     assert method_label(spec) == "finetune from walker@1 (anneal_alpha_to=0.001, anneal_steps=100)"
     plain = grid("walker", registry, ["ant-hallway-narrow"], ["finetune"], 1, 100, tmp_path / "out")[0][1]
     assert method_label(plain) == "finetune from walker@1" and plain["anneal_alpha_to"] is None
-    assert main(["experiment", "finetune", "--pretrained", "walker", "--tasks", "ant-hallway-narrow", "--steps", "10",
-                 "--methods", "finetune", "--anneal-alpha-to", "-1", "--store", str(tmp_path / "source"),
-                 "--out", str(tmp_path / "bad")]) == 2  # fmt: skip
+    assert "set" not in plain  # the run ids of grids without --set stay as they were
+    polyak = grid("walker", registry, ["ant-hallway-narrow"], ["finetune"], 1, 100, tmp_path / "polyak",
+                  recipe={"overrides": {"tau": 0.005, "target_update_interval": 1}})[0][1]  # fmt: skip
+    assert (polyak["config"]["tau"], polyak["config"]["target_update_interval"]) == (0.005, 1)
+    assert method_label(polyak) == "finetune from walker@1 (tau=0.005, target_update_interval=1)"
+    command = ["experiment", "finetune", "--pretrained", "walker", "--tasks", "ant-hallway-narrow", "--steps", "10",
+               "--methods", "finetune", "--store", str(tmp_path / "source")]  # fmt: skip
+    assert main([*command, "--anneal-alpha-to", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert main([*command, "--set", "hidden=[8, 8]", "--out", str(tmp_path / "bad")]) == 2
 
 
 def test_evaluating_a_walker_records_its_speed_and_heading_octants_and_leaves_training_alone():
@@ -223,3 +229,24 @@ def test_finetune_set_changes_the_skills_hyperparameters_but_not_its_networks_or
     assert main([*args, "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 2
     assert "symmetry 'ant-c4' holds in skillbank/AntWalk-v0 only" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before the run directory
+
+
+def test_finetuning_in_reward_units_keeps_q_and_lets_annealing_keep_it_too():
+    from skillbank.finetune import build_finetune, finetune_spec
+
+    pretrained = walker(SQL).skill  # its network predicts Q / alpha, the public code's units
+    g = torch.Generator().manual_seed(0)
+    obs, actions = torch.randn(5, 29, generator=g), torch.rand(5, 8, generator=g) * 2 - 1
+    before = widen(pretrained, box_to_json(load_task("ant-hallway-wide").make_env().observation_space))
+    q = before.q.values(obs, actions)
+    spec = finetune_spec(pretrained, "ant-hallway-wide", steps=40, warmup=20,
+                         overrides={"q_in_reward_units": True})  # fmt: skip
+    algo = build_finetune(spec, pretrained)
+    assert algo.skill.q.reward_units and algo.skill.q.spec()["reward_units"]
+    torch.testing.assert_close(algo.skill.q.values(obs, actions), q)
+    torch.testing.assert_close(algo.q_target.values(obs, actions), q)
+    algo.set_alpha(algo.skill.alpha / 10)  # the temperature of annealing: Q in reward units stays
+    torch.testing.assert_close(algo.skill.q.values(obs, actions), q)
+    plain = build_finetune(finetune_spec(pretrained, "ant-hallway-wide", steps=40, warmup=20), pretrained)
+    plain.set_alpha(plain.skill.alpha / 10)  # in the public code's units, Q falls with alpha
+    torch.testing.assert_close(plain.skill.q.values(obs, actions), q / 10)
