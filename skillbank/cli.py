@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -871,6 +872,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SkillbankError as error:
         print(f"skillbank {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left early (skillbank list | head): no traceback, and none at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

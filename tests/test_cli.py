@@ -94,6 +94,14 @@ def test_help_explains_every_command():
         assert command in result.stdout
 
 
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    process = subprocess.Popen([sys.executable, "-m", "skillbank.cli", "list", "--store", str(REPO / "skills_store")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)  # fmt: skip
+    process.stdout.close()  # before skillbank writes a line, as `skillbank list | head -0` does
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=600) == 1 and "Traceback" not in error, error
+
+
 def test_list_stays_aligned_with_long_names(tmp_path, capsys):
     from tests.conftest import tiny_skill
 
