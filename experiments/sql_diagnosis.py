@@ -102,6 +102,7 @@ def main() -> None:
                 first.append({"q": steps[0][0], "return": discounted, "tail": gamma ** len(rewards) * tail,
                               "steps": len(rewards)})  # fmt: skip
         speeds[name] = {k: locomotion(paths, env.unwrapped.dt)[k] for k in ("mean_speed", "octants_covered")}
+        speeds[name]["mean_return"] = float(np.mean([p.episode_return for p in paths]))  # the task's own measure
         print(f"  {name}: {speeds[name]}", flush=True)
     report["speed"] = speeds
 

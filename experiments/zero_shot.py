@@ -23,8 +23,18 @@ from skillbank.evaluate import rollouts, summarise, task_env
 from skillbank.plot import plot_rollouts_beside
 from skillbank.tasks import load_task
 
-WALKERS = ("ant-walk-sql", "ant-walk-sac")
+WALKERS = ("ant-walk-sql@1", "ant-walk-sql@2", "ant-walk-sql-2.3M-turned@1", "ant-walk-sac@1")  # the world's
 TASKS = ("ant-hallway-wide", "ant-hallway-narrow", "ant-umaze")
+
+
+def ending(path, max_steps: int) -> str:
+    """Why a rollout ended, from its last observation (Ant-v5's: the torso's z, then its orientation quaternion)."""
+    z, _, qx, qy, _ = path.observations[-1][:5]
+    if len(path.observations) - 1 >= max_steps:
+        return "time limit"
+    if 1.0 - 2.0 * (qx * qx + qy * qy) < 0.0:
+        return "flipped"
+    return "torso above 1 m" if z > 1.0 else "torso below 0.2 m"
 
 
 def critic_at_start(walker, env, episodes: int, seed: int = 0) -> dict[str, float]:
@@ -53,31 +63,34 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=Path("skills_store"))
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--walkers", nargs="+", default=list(WALKERS), help="walkers of the world frame")
     args = parser.parse_args()
     registry, table = Registry(args.store), {}
     critic = {name: {task: critic_at_start(registry.load(name), task_env(registry.load(name), task), args.episodes)
-                     for task in ("ant-walk", *TASKS)} for name in WALKERS}  # fmt: skip
+                     for task in ("ant-walk", *TASKS)} for name in args.walkers}  # fmt: skip
     print(f"the critics at the start: {json.dumps(critic)}")
     for task in TASKS:
         panels, table[task] = {}, {"threshold": load_task(task).experiment.threshold}
-        for name in WALKERS:
+        for name in args.walkers:
             walker = registry.load(name)
             env = task_env(walker, task)
             paths = rollouts(walker, args.episodes, seed=0, env=env)
             summary = summarise(paths, env)
             lengths = [len(p.observations) - 1 for p in paths]
+            endings = [ending(p, env.spec.max_episode_steps) for p in paths]
             table[task][walker.ref] = {
                 "mean_return": summary["mean_return"], "std_return": float(np.std([p.episode_return for p in paths])),
                 "mean_speed": summary["mean_speed"], "mean_distance": summary["mean_distance"],
                 "success_rate": summary.get("success_rate"), "mean_length": float(np.mean(lengths)),
+                "endings": {e: endings.count(e) for e in sorted(set(endings))},
             }  # fmt: skip
             panels[walker.ref] = (env, paths)
             print(f"{task} {walker.ref}: {json.dumps(table[task][walker.ref])}")
         title = f"{task}: the pretrained walkers before fine-tuning, {args.episodes} rollouts each"
         plot_rollouts_beside(panels, args.out / f"finetune_{task}_zero_shot.png", title)
     (args.out / "finetune").mkdir(parents=True, exist_ok=True)
-    table = {"episodes": args.episodes, "command": "python experiments/zero_shot.py --store skills_store --out "
-             "docs/results", "tasks": table, "critic_at_start": critic}  # fmt: skip
+    command = "python experiments/zero_shot.py --store skills_store --out docs/results"
+    table = {"episodes": args.episodes, "command": command, "tasks": table, "critic_at_start": critic}
     (args.out / "finetune" / "zero_shot.json").write_text(json.dumps(table, indent=2, sort_keys=True))
 
 

@@ -215,7 +215,9 @@ def plot_rollouts_beside(panels: dict[str, tuple], out: str | Path, title: str =
     n = len(panels)
     shape, size = ((n, 1), (11.0, 2.6 * n + 0.6)) if long else ((1, n), (5.0 * n, 6.0))
     fig, axes = plt.subplots(*shape, figsize=size, sharex=True, sharey=True, squeeze=False)
-    for ax, (label, (env, paths)), color in zip(axes.ravel(), panels.items(), ("tab:blue", "tab:orange")):
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (ax, (label, (env, paths))) in enumerate(zip(axes.ravel(), panels.items())):
+        color = colors[i % len(colors)]
         draw_arena(ax, env, paths, color)
         text = f"mean return {np.mean([p.episode_return for p in paths]):.1f}"
         if getattr(env.unwrapped, "goal", None) is not None:

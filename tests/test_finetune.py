@@ -85,6 +85,22 @@ def test_plot_draws_an_ant_skill_over_its_arena(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
 
 
+def test_rollouts_beside_draws_every_panel_in_its_own_colour(tmp_path, monkeypatch):
+    import skillbank.plot as plot
+    from skillbank.evaluate import Rollout
+
+    figures = []
+    monkeypatch.setattr(plot, "save_figure", lambda fig, out: figures.append(fig) or Path(out))
+    env = load_task("ant-hallway-wide").make_env()
+    path = np.stack([np.linspace(0, 5, 20), np.zeros(20)], 1)
+    paths = [Rollout(np.zeros((20, 29)), 1.0, -1, path)]
+    plot.plot_rollouts_beside({f"walker {i}": (env, paths) for i in range(4)}, tmp_path / "beside.png")
+    axes = figures[0].axes
+    assert [ax.get_title().splitlines()[0] for ax in axes] == [f"walker {i}" for i in range(4)]
+    colours = [ax.lines[0].get_color() for ax in axes]
+    assert len(set(colours)) == 4, colours
+
+
 def test_a_finetuning_run_resumes_bit_for_bit(tmp_path):
     from skillbank.finetune import build_finetune, finetune_spec
     from skillbank.runs import Run
