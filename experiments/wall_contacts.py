@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/finetune_sql_recipes"))
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--walkers", nargs="+", default=list(WALKERS))
-    parser.add_argument("--tasks", nargs="+", default=["ant-hallway-wide", "ant-hallway-narrow"])
+    parser.add_argument("--tasks", nargs="+", default=["ant-walk", "ant-hallway-wide", "ant-hallway-narrow"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     registry, report = Registry(args.store), {"episodes": args.episodes, "tasks": {}}
