@@ -54,6 +54,7 @@ def main() -> None:
                 pretrained = run.spec.get("pretrained")  # runs fine-tuned from different skills share names
                 name = path.name + (f"-from-{pretrained.split('@')[0]}" if pretrained else "")
                 name += "".join(f"-{key.replace('_', '-')}" for key in RECIPE if run.spec.get(key))
+                name += "".join(f"-{key.replace('_', '-')}-{value}" for key, value in run.spec.get("set", {}).items())
                 shutil.copyfile(path / METRICS_FILE, args.out / "runs" / f"{name}.csv")
                 print(line)
     comparison = compare(args.experiments, out=args.figures)
