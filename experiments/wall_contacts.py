@@ -26,11 +26,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from zero_shot import WALKERS, ending  # noqa: E402
 
 
-class Rollout:  # what zero_shot.ending reads
-    def __init__(self, observations: list[np.ndarray]) -> None:
-        self.observations = observations
-
-
 def wall_contact_rollouts(walker, env, episodes: int, seed: int = 0) -> list[dict]:
     """Each rollout's steps with a wall contact and its ending."""
     base = env.unwrapped
@@ -45,7 +40,7 @@ def wall_contact_rollouts(walker, env, episodes: int, seed: int = 0) -> list[dic
             contacts = base.data.contact[: base.data.ncon]
             touching += bool(walls & ({*contacts.geom1} | {*contacts.geom2}))
             done = terminated or truncated
-        out.append({"wall_steps": touching, "ending": ending(Rollout(observations), env.spec.max_episode_steps)})
+        out.append({"wall_steps": touching, "ending": ending(observations, env.spec.max_episode_steps)})
     return out
 
 

@@ -27,10 +27,10 @@ WALKERS = ("ant-walk-sql@1", "ant-walk-sql@2", "ant-walk-sql-2.3M-turned@1", "an
 TASKS = ("ant-hallway-wide", "ant-hallway-narrow", "ant-umaze")
 
 
-def ending(path, max_steps: int) -> str:
-    """Why a rollout ended, from its last observation (Ant-v5's: the torso's z, then its orientation quaternion)."""
-    z, _, qx, qy, _ = path.observations[-1][:5]
-    if len(path.observations) - 1 >= max_steps:
+def ending(observations, max_steps: int) -> str:
+    """Why a rollout ended, from its observations (Ant-v5's: the torso's z, then its orientation quaternion)."""
+    z, _, qx, qy, _ = observations[-1][:5]
+    if len(observations) - 1 >= max_steps:
         return "time limit"
     if 1.0 - 2.0 * (qx * qx + qy * qy) < 0.0:
         return "flipped"
@@ -77,7 +77,7 @@ def main() -> None:
             paths = rollouts(walker, args.episodes, seed=0, env=env)
             summary = summarise(paths, env)
             lengths = [len(p.observations) - 1 for p in paths]
-            endings = [ending(p, env.spec.max_episode_steps) for p in paths]
+            endings = [ending(p.observations, env.spec.max_episode_steps) for p in paths]
             table[task][walker.ref] = {
                 "mean_return": summary["mean_return"], "std_return": float(np.std([p.episode_return for p in paths])),
                 "mean_speed": summary["mean_speed"], "mean_distance": summary["mean_distance"],
