@@ -162,9 +162,25 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
         plot_curves(curves[name], out / f"finetune_{name}.png", "eval_return", title=f"{name}: evaluation return",
                     threshold=task["threshold"])  # fmt: skip
         task["best"] = best_skills(name, task, Registry(jobs[0][1]["store"]), out)
+        _relative_paths(task, out)
     summary = {"tasks": tasks}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
+
+
+def _relative_paths(task: dict[str, Any], out: Path) -> None:
+    """Runs and figures under ``out`` named relative to it, so that ``summary.json`` still points at them
+    when the folder is copied or moved (into ``docs/results/``, onto another machine)."""
+    for entry in task["methods"].values():
+        for seed in entry["per_seed"]:
+            seed["run"] = _relative(seed["run"], out)
+    if task["best"].get("figure"):
+        task["best"]["figure"] = _relative(task["best"]["figure"], out)
+
+
+def _relative(path: str, out: Path) -> str:
+    resolved, folder = Path(path).resolve(), out.resolve()
+    return str(resolved.relative_to(folder)) if resolved.is_relative_to(folder) else path
 
 
 def compare(experiments: list[Path], out: Path | None = None) -> dict[str, Any]:

@@ -102,8 +102,9 @@ def test_a_killed_experiment_resumes_without_repeating_finished_runs(setup):
     assert store.info(best["finetuned"])["parents"][0]["ref"] == top["ref"]
     assert best["scratch"]["method"] in {"sql-scratch", "sac-scratch", "ddpg-scratch"}
     assert best["scratch"]["ref"].startswith(f"tiny-north-{best['scratch']['method']}-s")
-    figure = Path(best["figure"])
-    assert figure.name == "finetune_tiny-north_rollouts.png" and figure.stat().st_size > 10_000
+    assert best["figure"] == "finetune_tiny-north_rollouts.png"  # relative to OUT, like the runs: the folder moves
+    assert (out / best["figure"]).stat().st_size > 10_000
+    assert [s["run"] for s in tuned] == ["runs/tiny-north-finetune-s0", "runs/tiny-north-finetune-s1"]
     assert compared["best"]["finetuned"]["ref"] == top["ref"]
     assert compared["best"]["scratch"]["ref"] == best["scratch"]["ref"]
     assert Path(compared["best"]["figure"]).stat().st_size > 10_000
