@@ -108,11 +108,11 @@ def _execute(run, args: argparse.Namespace) -> int:
 
 
 def _resumed(args: argparse.Namespace):
-    """The run of ``--resume RUN_DIR``, its budget raised to ``--steps`` where given."""
-    from skillbank.jobs import extend
+    """The run of ``--resume RUN_DIR`` (at ``--store`` where given), its budget raised to ``--steps`` where given."""
+    from skillbank.jobs import extend, relocate
     from skillbank.runs import Run
 
-    run = Run(args.resume)
+    run = relocate(Run(args.resume), args.store)
     return extend(run, args.steps) if args.steps is not None and args.steps != run.spec["steps"] else run
 
 
@@ -154,7 +154,8 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print(f"{args.out}: {args.run_dir} at step {copied.step}, {size / 1e6:.1f} MB without its replay buffer; on any "
           f"machine, copy it to a run directory DIR and go on with: skillbank "
-          f"{json.loads((args.out / 'run.json').read_text())['kind']} --resume DIR")  # fmt: skip
+          f"{json.loads((args.out / 'run.json').read_text())['kind']} --resume DIR --store STORE (where its store "
+          "is there)")  # fmt: skip
     return 0
 
 
@@ -576,7 +577,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its newest good checkpoint (its other options are its own, "
-        "but --steps raises its budget: a finished run goes on and registers a new version)",
+        "but --steps raises its budget: a finished run goes on and registers a new version; and --store points a "
+        "run copied from another machine at its store here)",
     )
     p.add_argument(
         "--checkpoint-every",

@@ -27,10 +27,10 @@ from skillbank.errors import SkillbankError
 from skillbank.evaluate import evaluate, evaluate_into
 from skillbank.finetune import RECIPE
 from skillbank.offpolicy import OffPolicyAlgorithm
-from skillbank.registry import Parent, Registry
+from skillbank.registry import INDEX_FILE, Parent, Registry
 from skillbank.runs import FINISHED_FILE, Run, default_runs_dir, full_config
 from skillbank.skill import DESCRIPTION_FILE, WEIGHTS_FILE, Skill
-from skillbank.tasks import ALGORITHMS, load_task
+from skillbank.tasks import ALGORITHMS, find_task, load_task
 
 RESULT_DIR, RESULT_FILE, ROLLOUTS_FILE, REPLAY_FILE = "result", "result.json", "rollouts.h5", "replay.h5"
 CHECKPOINT_EVERY = 10_000
@@ -266,6 +266,27 @@ def extend(run: Run, steps: int) -> Run:
     (run.path / FINISHED_FILE).unlink(missing_ok=True)
     shutil.rmtree(run.path / RESULT_DIR, ignore_errors=True)
     return run.replace_spec({**spec, "steps": steps, "continues": run.run_id})
+
+
+def relocate(run: Run, store: str | Path | None = None) -> Run:
+    """The run of ``--resume RUN_DIR`` pointed at its inputs on this machine: at ``store`` (``--store``) where
+    given, which then also holds the pretrained skill if the run's store did, and at the task of its name here where
+    its task file is not. A store that is not here is an error that says how to point the run at it."""
+    spec = run.spec
+    if store is not None:
+        store = str(Path(store).resolve())
+        moved = {"store": store}
+        if spec.get("pretrained_store") == spec.get("store"):
+            moved["pretrained_store"] = store
+        run.relocate(**moved)
+    if not Path(spec["task"]).is_file():
+        run.relocate(task=str(find_task(spec["task_name"]).resolve()))
+    for key in ("store", "pretrained_store"):
+        if run.spec.get(key) and not (Path(run.spec[key]) / INDEX_FILE).is_file():
+            raise SkillbankError(f"the run in {run.path} was written with its {key.replace('_', ' ')} at "
+                                 f"{run.spec[key]}, which is not a skill store here; give --store PATH, where that "
+                                 "store is now")  # fmt: skip
+    return run
 
 
 def resume_command(run: Run) -> str:

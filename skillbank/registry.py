@@ -42,6 +42,7 @@ from skillbank.errors import IntegrityError, NotFoundError, SkillbankError, writ
 from skillbank.skill import DESCRIPTION_FILE, WEIGHTS_FILE, Skill
 
 STORE_ENV = "SKILLBANK_STORE"
+INDEX_FILE = "index.sqlite"
 EXPORT_MANIFEST = "skillbank-export.json"
 DATA_FILES = {"replay": "replay.h5", "rollouts": "rollouts.h5"}
 DEFAULT_STORE = "skills_store"
@@ -156,7 +157,7 @@ class Registry:
         a :class:`NotFoundError`). A store on a read-only filesystem, or one this user cannot write, is
         opened read-only: it can be listed, shown, loaded and exported, and writing is refused."""
         self.path = Path(path or os.environ.get(STORE_ENV) or DEFAULT_STORE)
-        self.db_path = self.path / "index.sqlite"
+        self.db_path = self.path / INDEX_FILE
         if self.path.exists() and not self.path.is_dir():
             raise SkillbankError(f"store path {self.path} exists and is not a directory")
         if not self.db_path.is_file() and not create:

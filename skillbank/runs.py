@@ -9,6 +9,10 @@ after any interruption ends with exactly the parameters of a run that was never 
 A run directory lives on one machine's disk, and a machine can be lost with it. :func:`snapshot`
 copies what another machine needs to go on (``run.json``, the curve, the newest checkpoint without its
 replay buffer) into a folder of about a megabyte, to commit as the run goes.
+
+A run is what it trains, not where its inputs lie: the task file and the stores in ``run.json``
+(:data:`LOCATIONS`) are left out of its identity, so that a run copied to another folder or machine is still
+the same run there, with the same id, once :meth:`Run.relocate` points it at the copies.
 """
 
 from __future__ import annotations
@@ -59,9 +63,26 @@ def full_config(spec: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+# Where a job's inputs are on this machine: the task file, the store that receives the skill, and the store of
+# the pretrained skill. What is trained is fixed by the rest (the task's environment and settings are copied in).
+LOCATIONS = ("task", "store", "pretrained_store")
+
+
+def what_is_trained(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec without its :data:`LOCATIONS` and its id."""
+    return {k: v for k, v in spec.items() if k not in (*LOCATIONS, "run_id")}
+
+
+def spec_digest(spec: dict[str, Any]) -> str:
+    """The id of a run of ``spec``: a digest of what it trains, the same for every rerun of the same command, on
+    any machine."""
+    return hashlib.sha256(json.dumps(what_is_trained(spec), sort_keys=True).encode()).hexdigest()[:16]
+
+
 def same_job(saved: dict[str, Any], spec: dict[str, Any]) -> bool:
-    """Whether two specs train the same thing: equal once their configurations have every setting, so that a run
-    written before a setting was added resumes under the command that wrote it."""
+    """Whether two specs train the same thing, wherever their inputs lie: equal once their configurations have
+    every setting, so that a run written before a setting was added resumes under the command that wrote it."""
+    saved, spec = what_is_trained(saved), what_is_trained(spec)
     return saved == spec or {**saved, "config": full_config(saved)} == {**spec, "config": full_config(spec)}
 
 
@@ -76,33 +97,47 @@ class Run:
                 raise SkillbankError(f"{self.path} is not a run directory (no {RUN_FILE}); nothing to resume")
             self.spec = json.loads(file.read_text())
             return
+        spec = json.loads(json.dumps(spec))
         if file.is_file():
             saved = json.loads(file.read_text())
-            if not same_job(saved, json.loads(json.dumps(spec))):
+            if not same_job(saved, spec):
                 raise SkillbankError(
-                    f"{self.path} holds another run ({json.dumps(saved, sort_keys=True)}); resume it with "
-                    f"--resume {self.path}, or choose another run directory"
+                    f"{self.path} holds another run ({json.dumps(what_is_trained(saved), sort_keys=True)}); resume "
+                    f"it with --resume {self.path}, or choose another run directory"
                 )
+            self.spec = saved
+            self.relocate(**{k: spec[k] for k in LOCATIONS if k in spec})
         else:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._write_spec(spec)
-        self.spec = json.loads(file.read_text())
+            self._write_spec({**spec, "run_id": spec_digest(spec)})
+
+    def relocate(self, **locations: Any) -> None:
+        """Point the run at where its inputs are now (``task=``, ``store=``, ``pretrained_store=``): a run copied
+        to another folder or machine goes on there as the same run, keeping its id."""
+        unknown = sorted(set(locations) - set(LOCATIONS))
+        if unknown:
+            raise SkillbankError(f"a run's locations are {', '.join(LOCATIONS)}; not {', '.join(unknown)}")
+        if any(self.spec.get(k) != v for k, v in locations.items()):
+            self._write_spec({**self.spec, **locations, "run_id": self.run_id})
 
     def replace_spec(self, spec: dict[str, Any]) -> Run:
-        """The run with ``run.json`` replaced (atomically) by ``spec``: only for changes that keep its checkpoints
-        valid, such as a larger budget (:func:`skillbank.jobs.extend`)."""
-        self._write_spec(spec)
+        """The run with ``run.json`` replaced (atomically) by ``spec``, under the id of what it now trains: only
+        for changes that keep its checkpoints valid, such as a larger budget (:func:`skillbank.jobs.extend`)."""
+        self._write_spec({**spec, "run_id": spec_digest(spec)})
         return Run(self.path)
 
     def _write_spec(self, spec: dict[str, Any]) -> None:
         temporary = (self.path / RUN_FILE).with_suffix(".tmp")
         temporary.write_text(json.dumps(spec, indent=2, sort_keys=True))
         temporary.replace(self.path / RUN_FILE)
+        self.spec = json.loads((self.path / RUN_FILE).read_text())
 
     @property
     def run_id(self) -> str:
-        """The run's id: a digest of what it trains, the same for every rerun of the same command."""
-        return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:16]
+        """The run's id (:func:`spec_digest`), kept in ``run.json``. A run written before ids were kept there has
+        the id it was registered under then: the digest of its whole spec, locations and all."""
+        legacy = hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:16]
+        return self.spec.get("run_id") or legacy
 
     def training_time_s(self) -> float | None:
         """Seconds of training over every resume (None before the first metrics): the finished run's clock, else

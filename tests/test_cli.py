@@ -167,6 +167,26 @@ def test_resume_with_more_steps_goes_on_exactly_and_registers_a_continued_versio
     assert [v["version"] for v in Registry(tmp_path / "split").versions("walk")] == [1, 2]
 
 
+def test_a_run_copied_to_another_machine_resumes_there_once_pointed_at_its_store(tmp_path, capsys):
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert main(["train", "multigoal", "--steps", "300", "--name", "walk", "--no-progress", "--store",
+                 str(here / "store"), "--run-dir", str(here / "run"), "--checkpoint-every", "100"]) == 0  # fmt: skip
+    run_id = Run(here / "run").run_id
+    here.rename(there)  # another machine: the store and the task file are not where run.json says
+    spec = json.loads((there / "run" / "run.json").read_text())
+    (there / "run" / "run.json").write_text(json.dumps({**spec, "task": "/elsewhere/tasks/multigoal.toml"}))
+    more = ["train", "--resume", str(there / "run"), "--steps", "400", "--no-progress"]
+    assert main(more) == 2
+    assert f"its store at {here / 'store'}, which is not a skill store here; give --store" in capsys.readouterr().err
+    assert not here.exists()  # no store made where the old one was
+    assert main([*more, "--store", str(there / "store")]) == 0  # walk@2, continued from walk@1 in the same store
+    moved = Run(there / "run").spec
+    assert moved["store"] == str((there / "store").resolve()) and moved["task"] == str(REPO / "tasks/multigoal.toml")
+    assert moved["continues"] == run_id
+    info = Registry(there / "store").info("walk@2")
+    assert [(p["ref"], p["relation"]) for p in info["parents"]] == [("walk@1", "continued-from")]
+
+
 def test_register_takes_a_training_run_s_newest_checkpoint_once_and_the_run_still_registers_at_its_end(
     tmp_path, capsys
 ):

@@ -109,6 +109,25 @@ def test_a_killed_experiment_resumes_without_repeating_finished_runs(setup):
     assert compared["best"]["scratch"]["ref"] == best["scratch"]["ref"]
     assert Path(compared["best"]["figure"]).stat().st_size > 10_000
 
+    # Moved, with its task file, to other folders (as onto another machine): the same runs, finished, not trained or
+    # registered again, pointed at the new places
+    ids = {run.name: Run(run).run_id for run in out.glob("runs/*")}
+    listing = store.list()
+    moved, task = out.parent / "moved", out.parent / "tasks" / "tiny-north.toml"
+    out.rename(moved)
+    task.parent.mkdir()
+    (out.parent / "tiny-north.toml").rename(task)
+    where = {str(out): str(moved), str(out.parent / "tiny-north.toml"): str(task)}
+    again = subprocess.run([where.get(c, c) for c in command], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "8 of 8 runs already finished; training 0" in again.stderr
+    assert Registry(moved / "store").list() == listing
+    for name, run_id in ids.items():
+        spec = Run(moved / "runs" / name).spec
+        assert (Run(moved / "runs" / name).run_id, spec["task"]) == (run_id, str(task.resolve()))
+        assert spec["store"] == str((moved / "store").resolve())
+
 
 def tuned_median(task):
     return task["methods"]["finetune"]["steps_to_threshold"]

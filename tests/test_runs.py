@@ -1,6 +1,7 @@
 """Long runs: checkpoints are exact, a run killed by SIGKILL and resumed ends bit for bit where an
 uninterrupted one does, and a corrupt newest checkpoint falls back to the previous one."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -135,9 +136,30 @@ def test_a_run_killed_by_sigkill_resumes_bit_for_bit(name, tmp_path):
 
 
 def test_a_run_directory_refuses_another_run(tmp_path):
-    Run(tmp_path, {"task": "a"})
+    Run(tmp_path, {"task_name": "a"})
     with pytest.raises(Exception, match="holds another run"):
-        Run(tmp_path, {"task": "b"})
+        Run(tmp_path, {"task_name": "b"})
+
+
+def test_a_run_moved_to_other_folders_is_the_same_run_with_the_same_id(tmp_path):
+    here = {"task": "/here/tasks/t.toml", "store": "/here/store", "pretrained_store": "/here/store"}
+    spec = {"task_name": "t", "seed": 0, **here}
+    first = Run(tmp_path / "run", spec)
+    there = {"task": "/there/t.toml", "store": "/there/store", "pretrained_store": "/there/skills"}
+    moved = Run(tmp_path / "run", {**spec, **there})  # the same command on another machine: not another run
+    assert moved.run_id == first.run_id and Run(tmp_path / "run").spec == {**spec, **there, "run_id": first.run_id}
+    assert Run(tmp_path / "fresh", {**spec, **there}).run_id == first.run_id  # where the inputs are is not the id
+    assert Run(tmp_path / "seed-1", {**spec, "seed": 1}).run_id != first.run_id
+    with pytest.raises(SkillbankError, match="locations are"):
+        moved.relocate(seed=3)
+
+    # A run written before ids were kept in run.json keeps the id it was registered under then, moved or not
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "run.json").write_text(json.dumps(spec))
+    legacy = Run(tmp_path / "legacy").run_id
+    assert legacy == hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16] != first.run_id
+    assert Run(tmp_path / "legacy", spec).run_id == legacy and "run_id" not in Run(tmp_path / "legacy").spec
+    assert Run(tmp_path / "legacy", {**spec, **there}).run_id == legacy == Run(tmp_path / "legacy").spec["run_id"]
 
 
 def test_a_run_written_before_a_setting_existed_resumes_under_the_same_command(tmp_path):
