@@ -25,7 +25,20 @@ def _recipe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anneal-alpha-to", type=float, metavar="ALPHA",
                    help="anneal SQL's temperature log-linearly from the skill's alpha to ALPHA (the authors: 1000x "
                         "lower; default: no annealing)")  # fmt: skip
-    p.add_argument("--anneal-steps", type=_positive, default=0, help="steps over which to anneal alpha")
+    p.add_argument("--anneal-steps", type=_positive, default=0,
+                   help="steps over which to anneal alpha and the heads")  # fmt: skip
+    p.add_argument("--heads", type=_positive, default=0, metavar="K",
+                   help="freeze the policy to K fixed noise draws, as the SQL authors fine-tuned (default 0: fresh "
+                        "noise)")  # fmt: skip
+    p.add_argument("--heads-final", type=_at_least_one, metavar="K",
+                   help="anneal the heads linearly to this many over --anneal-steps (default: keep --heads)")
+    p.add_argument("--q-target", choices=["soft", "max"],
+                   help="the Q target: soft (the skill's algorithm, the default) or max, the greatest target Q over "
+                        "the heads (the authors' fine-tuning)")  # fmt: skip
+    p.add_argument("--recipe", choices=["authors"],
+                   help="authors: the SQL authors' fine-tuning in one word (heads 32 -> 1 in a hallway, 10 in a maze; "
+                        "--q-target max; alpha 1000x lower over 200k steps; OU sigma 0.3; --warmup 20000); options "
+                        "given beside it win")  # fmt: skip
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="change one hyperparameter of the skill's configuration (a TOML value), e.g. "
                         "symmetry=ant-c4 or tau=0.005; not the networks' sizes, nor alpha "
@@ -35,7 +48,10 @@ def _recipe_options(p: argparse.ArgumentParser) -> None:
 def _recipe(args: argparse.Namespace) -> dict[str, Any]:
     from skillbank.finetune import RECIPE
 
-    return {**{key: getattr(args, key) for key in RECIPE}, "overrides": _overrides(args)}
+    overrides = _overrides(args)
+    if args.q_target is not None:
+        overrides = {**(overrides or {}), "q_target": args.q_target}
+    return {**{key: getattr(args, key) for key in RECIPE}, "overrides": overrides}
 
 
 def _positive(value: str) -> int:

@@ -124,6 +124,10 @@ def require_off_policy(config: Config) -> None:
     for name in ("batch_size", "buffer_size", "gradient_steps"):
         require(getattr(config, name) >= 1, f"{name} must be at least 1, got {getattr(config, name)}")
     require(config.learning_starts >= 0, f"learning_starts must be >= 0, got {config.learning_starts}")
+    if "ou_sigma" in fields:
+        require(0 <= config.ou_theta <= 1 and config.ou_sigma >= 0, "need 0 <= ou_theta <= 1 and ou_sigma >= 0")
+    if "q_target" in fields:
+        require(config.q_target in ("soft", "max"), f"q_target must be 'soft' or 'max', got {config.q_target!r}")
     if "symmetry" in fields:
         known = ("none", *GROUPS)
         require(config.symmetry in known, f"unknown symmetry {config.symmetry!r}; choose from {', '.join(known)}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from skillbank.config import Config, require, require_off_policy
+from skillbank.config import Config, require_off_policy
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.private_ops import FusedAdam, polyak_update
 
@@ -56,7 +56,6 @@ class DDPGConfig(Config):
 
     def validate(self) -> None:
         require_off_policy(self)
-        require(0 <= self.ou_theta <= 1 and self.ou_sigma >= 0, "need 0 <= ou_theta <= 1 and ou_sigma >= 0")
 
 
 class DDPG(OffPolicyAlgorithm):

@@ -4,13 +4,25 @@ sampler there, starting from exactly the pretrained functions.
 A downstream observation may extend the pretraining one (the arenas add the x, y position to the
 walking observation): :func:`widen` gives the first layer of every network zero-initialised
 weights for the new inputs, so the widened networks compute exactly what the pretrained ones did.
-The authors' recipe is offered as options: a fresh replay warm-up (``warmup`` transitions collected
-by the pretrained policy before the first update) and a temperature schedule that anneals alpha
-log-linearly (``anneal_alpha_to`` over ``anneal_steps``; the authors annealed the reward scale 1 to
-1000, i.e. alpha down by 1000x, over 200k steps). ``fresh_critic`` keeps the pretrained policy but starts
-the Q-function afresh (the pretrained one predicts the walk's returns, several times what an arena
-pays), and ``critic_warmup`` holds the policy (and SAC's temperature) fixed for that many first
-updates, so that it improves against a critic that has learned the new task first.
+
+Plain fine-tuning goes on with the skill's own algorithm. The SQL authors fine-tuned otherwise (their arena
+scripts in florensacc/rllab-curriculum, sandbox/haoran/mddpg/runs/vddpg/ant/exp-004h.py and exp-004e7.py, say
+"make it like DDPG"); ``recipe="authors"`` (:func:`authors_recipe`) sets all of it at once, and each part is an
+option of its own:
+
+- ``heads``: the policy acts from that many fixed noise draws instead of fresh noise, annealed linearly to
+  ``heads_final`` over ``anneal_steps`` (:meth:`~skillbank.offpolicy.OffPolicyAlgorithm.freeze_heads`);
+- ``q_target="max"`` (a configuration field, ``overrides``): the Q target is the greatest target Q over those
+  heads instead of eq. (10)'s soft value;
+- ``anneal_alpha_to``: SQL's temperature annealed log-linearly over ``anneal_steps`` (the authors: reward scale
+  1 to 1000 over 200k steps, i.e. alpha 1000x lower);
+- ``warmup``: a fresh replay pool filled by the pretrained policy before the first update (theirs: 20k);
+- ``ou_sigma`` (``overrides``): Ornstein-Uhlenbeck noise on the actions (theirs: 0.3).
+
+``fresh_critic`` keeps the pretrained policy but starts the Q-function afresh (the pretrained one predicts the
+walk's returns, several times what an arena pays), and ``critic_warmup`` holds the policy (and SAC's
+temperature) fixed for that many first updates, so that it improves against a critic that has learned the new
+task first: skillbank's own probes, not the authors'.
 
 >>> algo = finetune(registry.load("ant-walk-sql"), "ant-umaze", steps=200_000)   # doctest: +SKIP
 >>> registry.register(algo.skill, "ant-umaze-finetuned", parents=[Parent(ref, "fine-tuned-from")])   # doctest: +SKIP
@@ -23,6 +35,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -40,7 +53,22 @@ WARMUP = 10_000  # transitions the fine-tuned skill collects before its first up
 NETWORK_KEYS = {"hidden", "critics"}  # hyperparameters that shape the pretrained networks
 # how a job fine-tunes beyond keeping every network and training all (the grid's method finetune takes them too);
 # in a job's spec where set, so that the jobs (and run ids) of the plain recipe stay as they were
-RECIPE = ("fresh_critic", "critic_warmup", "anneal_alpha_to", "anneal_steps")
+RECIPE = ("recipe", "fresh_critic", "critic_warmup", "anneal_alpha_to", "anneal_steps", "heads", "heads_final")
+RECIPES = ("authors",)
+
+
+def authors_recipe(skill: Skill, env: gym.Env) -> dict[str, Any]:
+    """The SQL authors' fine-tuning, as :func:`finetune_spec`'s options: 32 frozen heads annealed to 1 in the
+    hallways, 10 kept in the U-maze (an arena with a goal), the max target, alpha 1000x lower over 200k steps (SQL;
+    SAC tunes its own), OU noise of sigma 0.3 and a 20k warm-up."""
+    maze = getattr(env.unwrapped, "goal", None) is not None
+    recipe: dict[str, Any] = {
+        "heads": 10 if maze else 32, "heads_final": 10 if maze else 1, "anneal_steps": 200_000, "warmup": 20_000,
+        "overrides": {"q_target": "max", "ou_sigma": 0.3, "ou_theta": 0.15},
+    }  # fmt: skip
+    if skill.description.get("algorithm") == "sql":
+        recipe["anneal_alpha_to"] = skill.alpha / 1000
+    return recipe
 
 
 def _describe(space: dict[str, Any]) -> str:
@@ -99,6 +127,9 @@ def finetune(
     anneal_steps: int = 0,
     fresh_critic: bool = False,
     critic_warmup: int = 0,
+    heads: int = 0,
+    heads_final: int | None = None,
+    recipe: str | None = None,
     overrides: dict[str, Any] | None = None,
     compile: bool = False,
     device: str = "cpu",
@@ -108,10 +139,12 @@ def finetune(
     return the algorithm: its skill records the new task, its buffer the new experience, its counters
     the fine-tuning steps. Register it with ``Parent(ref, "fine-tuned-from")``. Training goes on at the
     skill's temperature: for SAC the one it learned (with autotune it keeps tuning from there), not the
-    configuration's starting ``alpha``. ``overrides`` change its other hyperparameters, as ``--set`` does."""
+    configuration's starting ``alpha``. ``overrides`` change its other hyperparameters, as ``--set`` does; the
+    recipe's options are the module's."""
     algo = build_finetune(finetune_spec(skill, task, steps=steps, seed=seed, warmup=warmup,
                                         anneal_alpha_to=anneal_alpha_to, anneal_steps=anneal_steps,
-                                        fresh_critic=fresh_critic, critic_warmup=critic_warmup, overrides=overrides,
+                                        fresh_critic=fresh_critic, critic_warmup=critic_warmup, heads=heads,
+                                        heads_final=heads_final, recipe=recipe, overrides=overrides,
                                         compile=compile, device=device), skill)  # fmt: skip
     return algo.learn(steps, progress_bar=progress_bar)
 
@@ -127,6 +160,9 @@ def finetune_spec(
     anneal_steps: int = 0,
     fresh_critic: bool = False,
     critic_warmup: int = 0,
+    heads: int = 0,
+    heads_final: int | None = None,
+    recipe: str | None = None,
     overrides: dict[str, Any] | None = None,
     name: str | None = None,
     store: str | Path | None = None,
@@ -137,8 +173,20 @@ def finetune_spec(
 ) -> dict[str, Any]:
     """The job of fine-tuning ``skill`` (a registered one, for a resumable run) on ``task``, checked now.
     The result is registered in ``store``, which must also hold the pretrained skill (its lineage).
-    ``overrides`` change the skill's hyperparameters (``--set``), all but its networks' and its temperature."""
+    ``overrides`` change the skill's hyperparameters (``--set``), all but its networks' and its temperature.
+    ``recipe="authors"`` fills in :func:`authors_recipe`'s values where the other options are left at their
+    defaults."""
     task = task if isinstance(task, Task) else load_task(task)
+    if recipe is not None:
+        if recipe not in RECIPES:
+            raise SkillbankError(f"unknown --recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+        given = {"warmup": warmup if warmup != WARMUP else None, "anneal_alpha_to": anneal_alpha_to,
+                 "anneal_steps": anneal_steps or None, "heads": heads or None, "heads_final": heads_final}  # fmt: skip
+        values = authors_recipe(skill, task.make_env())
+        values.update({k: v for k, v in given.items() if v is not None})
+        warmup, anneal_alpha_to, anneal_steps = values["warmup"], values.get("anneal_alpha_to"), values["anneal_steps"]
+        heads, heads_final = values["heads"], values["heads_final"]
+        overrides = {**values["overrides"], **(overrides or {})}
     steps = task.steps if steps is None else steps
     algorithm = skill.description.get("algorithm")
     if algorithm not in ALGORITHMS:
@@ -151,6 +199,10 @@ def finetune_spec(
         raise SkillbankError("--anneal-alpha-to takes a positive temperature, for SQL skills")
     if critic_warmup < 0:
         raise SkillbankError(f"--critic-warmup takes a number of updates, 0 or more, got {critic_warmup}")
+    if heads < 0 or (heads_final is not None and not 1 <= heads_final <= heads):
+        raise SkillbankError(f"--heads {heads} --heads-final {heads_final}: need 1 <= heads-final <= heads")
+    if heads and algorithm == "ddpg":
+        raise SkillbankError("--heads freezes a stochastic policy's noise; a DDPG skill has none")
     hyperparameters = dict(skill.description.get("hyperparameters", {}))
     hyperparameters.pop("seed", None)
     hyperparameters.pop("symmetry", None)  # the pretraining task's: walls break it
@@ -166,8 +218,9 @@ def finetune_spec(
     obs_dim, act_dim = (space.shape[0] for space in (env.observation_space, env.action_space))
     check_symmetry(getattr(config, "symmetry", "none"), task.env_id, obs_dim, act_dim)  # before the run directory
     # only where they differ from the authors' recipe, so that the jobs (and run ids) of that recipe stay as they were
-    recipe = {k: v for k, v in (("fresh_critic", fresh_critic), ("critic_warmup", critic_warmup),
-                                ("set", overrides)) if v}  # fmt: skip
+    options = {k: v for k, v in (("recipe", recipe), ("fresh_critic", fresh_critic), ("critic_warmup", critic_warmup),
+                                 ("heads", heads), ("heads_final", heads_final if heads else None),
+                                 ("set", overrides)) if v}  # fmt: skip
     return {
         "kind": "finetune", "pretrained": getattr(skill, "ref", None), "task": str(task.path.resolve()),
         "task_name": task.name, "algo": algorithm, "env_id": task.env_id, "env_kwargs": task.env_kwargs,
@@ -175,7 +228,7 @@ def finetune_spec(
         "seed": seed, "name": name or f"{task.name}-finetuned", "store": None if store is None else str(store),
         "pretrained_store": str(pretrained_store or store),
         "warmup": warmup, "anneal_alpha_to": anneal_alpha_to, "anneal_steps": anneal_steps, "compile": compile,
-        "device": device, **recipe, **run,
+        "device": device, **options, **run,
     }  # fmt: skip
 
 
@@ -200,6 +253,8 @@ def build_finetune(spec: dict[str, Any], skill: Skill | None = None) -> OffPolic
     algo = cls(env, cls.config_class.from_dict(spec["config"]), seed=spec["seed"], skill=skill,
                compile=spec["compile"], device=spec["device"])  # fmt: skip
     algo.policy_frozen_updates = spec.get("critic_warmup", 0)
+    if spec.get("heads"):
+        algo.freeze_heads(spec["heads"], spec.get("heads_final"), spec["anneal_steps"])
     if spec.get("anneal_alpha_to") is not None:
         algo.alpha_schedule = log_linear(algo.config.alpha, spec["anneal_alpha_to"], spec["anneal_steps"])
     return algo

@@ -100,6 +100,29 @@ def soft_bellman_target(
     return rewards / alpha + gamma * (1 - terminals) * next_value
 
 
+def max_bellman_target(
+    q_target: torch.nn.Module,
+    policy: torch.nn.Module,
+    rewards: torch.Tensor,
+    next_obs: torch.Tensor,
+    terminals: torch.Tensor,
+    noise: torch.Tensor,
+    gamma: float,
+    reward_scale: float | torch.Tensor = 1.0,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The SQL authors' fine-tuning target (their arena scripts' ``q_target_type="max"``, "make it like DDPG"):
+    ``reward_scale r + gamma (1 - done) max_k Q_target(s', pi(s', xi_k))`` over the policy's actions at the noise
+    draws ``noise`` (B, K, d), its frozen heads, in the units of ``q_target``'s outputs (SQL: ``reward_scale`` is
+    ``1 / alpha``). ``mask`` (K,) leaves out the heads not yet annealed away. The least of several critics."""
+    with torch.no_grad():
+        q = q_target(next_obs, policy(next_obs, noise)).min(0).values  # (B, K)
+        if mask is not None:
+            q = q.masked_fill(~mask, -math.inf)
+        next_value = q.max(-1).values
+    return rewards * reward_scale + gamma * (1 - terminals) * next_value
+
+
 def sql_q_loss(
     q: torch.nn.Module,
     q_target: torch.nn.Module,

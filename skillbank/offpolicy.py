@@ -22,11 +22,17 @@ from tqdm.auto import tqdm
 from skillbank.buffer import ReplayBuffer
 from skillbank.config import Config
 from skillbank.envs import make_env
+from skillbank.errors import SkillbankError
 from skillbank.private_ops import FusedAdam
 from skillbank.skill import Skill
 from skillbank.symmetry import Augmentation, check_symmetry
 
 Callback = Callable[[int, dict[str, float]], "bool | None"]
+
+
+def linear_count(start: int, end: int, steps: int) -> Callable[[int], int]:
+    """``t -> round(start + (end - start) * min(t / steps, 1))``: a count annealed linearly."""
+    return lambda t: int(round(start + (end - start) * min(t / max(steps, 1), 1.0)))
 
 
 def env_description(env: gym.Env) -> dict[str, Any]:
@@ -90,6 +96,8 @@ class OffPolicyAlgorithm:
         self._obs: np.ndarray | None = None
         self._episode_return = 0.0
         self.noise = torch.zeros(self.skill.action_dim, device=self.device)  # the OU process's state
+        self.heads: torch.Tensor | None = None  # the frozen policy's noise draws (:meth:`freeze_heads`)
+        self.heads_schedule: Callable[[int], int] | None = None
         skill.description.setdefault("task", {}).update(env_description(self.env))
         skill.description["hyperparameters"] = self.config.to_dict()
         self.setup(compile)
@@ -114,12 +122,52 @@ class OffPolicyAlgorithm:
         """Whether this update leaves the policy (and a tuned temperature) as it is."""
         return self.num_updates < self.policy_frozen_updates
 
+    def freeze_heads(self, heads: int, heads_final: int | None = None, anneal_steps: int = 0) -> None:
+        """Act from ``heads`` fixed noise draws instead of fresh noise, as the SQL authors fine-tuned ("make it like
+        DDPG"): every draw of the policy's noise (collecting, the policy's update, a ``q_target`` "max") is one
+        of the first :meth:`active_heads` draws, chosen uniformly. Their number goes linearly from ``heads`` to
+        ``heads_final`` over ``anneal_steps`` environment steps. The draws come from the run's generator and are
+        checkpointed."""
+        final = heads if heads_final is None else heads_final
+        if not 1 <= final <= heads:
+            raise SkillbankError(f"--heads {heads} --heads-final {final}: need 1 <= heads-final <= heads")
+        if self.skill.sampler.kind == "deterministic":
+            raise SkillbankError("--heads freezes a stochastic policy's noise; a DDPG skill has none")
+        self.heads = torch.randn(heads, self.skill.action_dim, generator=self.rng, device=self.device)
+        self.heads_schedule = linear_count(heads, final, anneal_steps)
+
+    def active_heads(self) -> int:
+        """How many of the frozen heads the policy draws from at the current step."""
+        assert self.heads_schedule is not None
+        return self.heads_schedule(self.num_timesteps)
+
+    def policy_noise(self, batch_size: int, n: int) -> torch.Tensor:
+        """``n`` draws of the policy's noise per state, (B, n, d): N(0, I), or the active frozen heads."""
+        shape = (batch_size, n, self.skill.action_dim)
+        if self.heads is None:
+            return torch.randn(shape, generator=self.rng, device=self.device)
+        index = torch.randint(self.active_heads(), shape[:2], generator=self.rng, device=self.device)
+        return self.heads[index]
+
+    def target_noise(self, batch_size: int, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The noise draws (B, K, d) over which a ``q_target`` "max" maximises, and which of them count (K,): every
+        frozen head, masked to the active ones (a fixed shape, so that annealing recompiles nothing), or, with
+        no heads, ``n`` fresh draws."""
+        if self.heads is None:
+            return self.policy_noise(batch_size, n), None
+        mask = torch.arange(self.heads.shape[0], device=self.device) < self.active_heads()
+        return self.heads.expand(batch_size, *self.heads.shape), mask
+
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
         """The action taken while collecting, in [-1, 1]^d: a sample of the skill's own policy, plus, for a
         configuration with ``ou_sigma`` above 0, Ornstein-Uhlenbeck noise ``x <- x - theta x + sigma N(0, I)``
         (clipped to the box): temporally correlated, so that it pushes the body in one way for a while."""
-        action = self.skill.act_normalised(obs, self.rng)
+        if self.heads is None:
+            action = self.skill.act_normalised(obs, self.rng)
+        else:
+            obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device).reshape(1, -1)
+            action = self.skill.sampler(obs_t, self.policy_noise(1, 1))[0, 0].cpu().numpy()
         sigma = getattr(self.config, "ou_sigma", 0.0)
         if sigma == 0:
             return action
@@ -146,6 +194,8 @@ class OffPolicyAlgorithm:
         out["rng"] = self.rng.get_state()
         if getattr(self.config, "ou_sigma", 0.0) > 0:  # only then is there a noise state to keep
             out["ou_noise"] = self.noise
+        if self.heads is not None:
+            out["heads"] = self.heads
         if self._obs is not None:
             out["obs"] = torch.from_numpy(np.array(self._obs))
         return out
@@ -161,6 +211,8 @@ class OffPolicyAlgorithm:
             optimizer.load_state_tensors({k: v.to(self.device) for k, v in part(f"{name}.").items()})
         self.rng.set_state(tensors["rng"])
         self.noise.copy_(tensors.get("ou_noise", torch.zeros_like(self.noise)))
+        if self.heads is not None:
+            self.heads.copy_(tensors["heads"])
         self._obs = tensors["obs"].numpy().copy() if "obs" in tensors else None
 
     def training_state(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from skillbank.config import Config, require_off_policy
+from skillbank.losses import max_bellman_target
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.private_ops import FusedAdam, polyak_update
 
@@ -39,6 +40,11 @@ class SACConfig(Config):
     :param buffer_size: replay buffer capacity, in transitions
     :param learning_starts: transitions collected before the first gradient step
     :param gradient_steps: gradient steps per environment step
+    :param q_target: the critics' target: ``"soft"``, the soft Bellman backup (the paper), or ``"max"``, the greatest
+        target Q over the policy's frozen heads, as :class:`~skillbank.sql.SQLConfig`'s (fine-tuning; with no
+        heads, at one fresh sample, without the entropy term)
+    :param ou_theta: mean reversion of Ornstein-Uhlenbeck noise added to the policy's actions while collecting
+    :param ou_sigma: its scale in the action box; 0 (the paper) adds none
     :param symmetry: a symmetry of the task to train on, as in :class:`~skillbank.sql.SQLConfig`
     """
 
@@ -55,6 +61,9 @@ class SACConfig(Config):
     buffer_size: int = 1_000_000
     learning_starts: int = 1000
     gradient_steps: int = 1
+    q_target: str = "soft"
+    ou_theta: float = 0.15
+    ou_sigma: float = 0.0
     symmetry: str = "none"
 
     def validate(self) -> None:
@@ -104,10 +113,13 @@ class SAC(OffPolicyAlgorithm):
     @torch.no_grad()
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         """One Adam step of the critics, then one of the policy and the temperature."""
-        shape = (batch[0].shape[0], 1, self.skill.action_dim)
-        next_noise = torch.randn(shape, generator=self.rng, device=self.device)
-        noise = torch.randn(shape, generator=self.rng, device=self.device)
-        td_error, q_gradients = self.critic_gradients(batch, next_noise)
+        batch_size = batch[0].shape[0]
+        if self.config.q_target == "max":
+            next_noise, next_mask = self.target_noise(batch_size, 1)
+        else:
+            next_noise, next_mask = self.policy_noise(batch_size, 1), None
+        noise = self.policy_noise(batch_size, 1)
+        td_error, q_gradients = self.critic_gradients(batch, next_noise, next_mask)
         self.q_optimizer.step(q_gradients)
         log_pi, policy_gradients, alpha_gradient = self.policy_gradients(batch[0], noise)
         if not self.policy_frozen:
@@ -120,7 +132,7 @@ class SAC(OffPolicyAlgorithm):
         return {"q_loss": q_loss.item(), "alpha": self.skill.alpha, "entropy": -log_pi.mean().item()}
 
     def critic_gradients(
-        self, batch: tuple[torch.Tensor, ...], next_noise: torch.Tensor
+        self, batch: tuple[torch.Tensor, ...], next_noise: torch.Tensor, next_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The TD errors (2, B) and the gradient of :func:`~skillbank.losses.sac_q_loss` in the critics'
         parameters.
@@ -130,10 +142,13 @@ class SAC(OffPolicyAlgorithm):
         (``tests/test_losses.py`` compares them) without its bookkeeping."""
         obs, actions, rewards, next_obs, terminals = batch
         q = self.skill.q.net
-        # Soft Bellman target with the clipped double-Q trick.
-        next_actions, next_log_pi = self.skill.sampler.sample_with_log_prob(next_obs, next_noise)
-        next_q = self.q_target(next_obs, next_actions).min(0).values - self.log_alpha.exp() * next_log_pi
-        q_hat = rewards + self.config.gamma * (1 - terminals) * next_q[:, 0]
+        if self.config.q_target == "max":  # the SQL authors' fine-tuning target, over the frozen heads
+            q_hat = max_bellman_target(self.q_target, self.skill.sampler, rewards, next_obs, terminals, next_noise,
+                                       self.config.gamma, mask=next_mask)  # fmt: skip
+        else:  # soft Bellman target with the clipped double-Q trick
+            next_actions, next_log_pi = self.skill.sampler.sample_with_log_prob(next_obs, next_noise)
+            next_q = self.q_target(next_obs, next_actions).min(0).values - self.log_alpha.exp() * next_log_pi
+            q_hat = rewards + self.config.gamma * (1 - terminals) * next_q[:, 0]
         # J_Q = sum over the twin critics of E[(Q(s, a) - q_hat)^2] / 2; its gradient in Q is the TD error / B.
         q_pred, record = q.forward_recorded(actions, context=obs)  # (2, B, 1)
         td_error = q_pred[..., 0] - q_hat

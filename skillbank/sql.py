@@ -20,7 +20,13 @@ from typing import Any
 import torch
 
 from skillbank.config import Config, require, require_off_policy
-from skillbank.losses import SQUASH_EPS, sampler_mixture_proposal, soft_bellman_target, svgd_direction
+from skillbank.losses import (
+    SQUASH_EPS,
+    max_bellman_target,
+    sampler_mixture_proposal,
+    soft_bellman_target,
+    svgd_direction,
+)
 from skillbank.networks import SVGDSampler
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.private_ops import FusedAdam, polyak_update
@@ -48,6 +54,10 @@ class SQLConfig(Config):
         half uniform and half around the sampler's actions (:func:`~skillbank.losses.sampler_mixture_proposal`):
         16 uniform actions in 8 dimensions miss a sharp ``exp(Q / alpha)``, and the value they estimate
         is low where a precise action matters.
+    :param q_target: the Q-network's target: ``"soft"``, eq. (10)'s soft value (the paper), or ``"max"``, the
+        greatest target Q over the policy's actions (:func:`~skillbank.losses.max_bellman_target`): the authors'
+        fine-tuning, over its frozen heads (:meth:`~skillbank.offpolicy.OffPolicyAlgorithm.freeze_heads`), else
+        over ``value_particles`` fresh samples
     :param kernel_particles: sampler particles K per state in the SVGD step (eq. 13)
     :param kernel_update_ratio: the share of the K particles moved; the rest estimate the Stein direction
     :param target_update_interval: gradient steps between updates of the target Q-network
@@ -72,6 +82,7 @@ class SQLConfig(Config):
     batch_size: int = 128
     value_particles: int = 16
     value_proposal: str = "uniform"
+    q_target: str = "soft"
     kernel_particles: int = 16
     kernel_update_ratio: float = 0.5
     target_update_interval: int = 1000
@@ -98,7 +109,6 @@ class SQLConfig(Config):
             self.value_proposal == "uniform" or self.value_particles >= 2,
             f"value_proposal 'sampler' needs value_particles of at least 2, got {self.value_particles}",
         )
-        require(0 <= self.ou_theta <= 1 and self.ou_sigma >= 0, "need 0 <= ou_theta <= 1 and ou_sigma >= 0")
         require(1 <= self.critics <= 16, f"critics must be between 1 and 16, got {self.critics}")
         for name in ("value_particles", "target_update_interval"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
@@ -171,8 +181,13 @@ class SQL(OffPolicyAlgorithm):
             self.set_alpha(self.alpha_schedule(self.num_timesteps))
         near = config.value_particles // 2 if config.value_proposal == "sampler" else 0
         uniform = torch.rand(batch_size, config.value_particles - near, d, generator=self.rng, device=self.device)
-        noise = torch.randn(batch_size, config.kernel_particles + 2 * near, d, generator=self.rng, device=self.device)
-        td_error, q_gradients, sampler_gradients = self.gradients(batch, uniform * 2 - 1, noise)
+        if self.heads is None:  # one draw for the kernel's and the proposal's noise alike
+            noise = self.policy_noise(batch_size, config.kernel_particles + 2 * near)
+        else:  # the kernel's particles are the policy's frozen heads
+            proposal = torch.randn(batch_size, 2 * near, d, generator=self.rng, device=self.device)
+            noise = torch.cat([self.policy_noise(batch_size, config.kernel_particles), proposal], 1)
+        target = self.target_noise(batch_size, config.value_particles) if config.q_target == "max" else (None, None)
+        td_error, q_gradients, sampler_gradients = self.gradients(batch, uniform * 2 - 1, noise, *target)
         self.q_optimizer.step(q_gradients)
         if not self.policy_frozen:
             self.sampler_optimizer.step(sampler_gradients)
@@ -199,22 +214,32 @@ class SQL(OffPolicyAlgorithm):
         return sampler_mixture_proposal(centres, uniform, noise[:, near:])
 
     def gradients(
-        self, batch: tuple[torch.Tensor, ...], uniform: torch.Tensor, noise: torch.Tensor
+        self,
+        batch: tuple[torch.Tensor, ...],
+        uniform: torch.Tensor,
+        noise: torch.Tensor,
+        target_noise: torch.Tensor | None = None,
+        target_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """The TD errors (critics, B) and the gradients of :func:`~skillbank.losses.sql_q_loss` (eq. 11) in Q's
         parameters and of :func:`~skillbank.losses.sql_sampler_loss` (eq. 13) in the sampler's,
         backpropagated by hand: autograd's arithmetic (``tests/test_losses.py`` compares them)
         without its bookkeeping. ``noise`` (B, K + 2 N, d): the K kernel particles', then
-        :meth:`soft_value_particles`'."""
+        :meth:`soft_value_particles`'. With ``q_target`` "max", ``target_noise`` and ``target_mask`` are
+        :meth:`~skillbank.offpolicy.OffPolicyAlgorithm.target_noise`'s."""
         obs, actions, rewards, next_obs, terminals = batch
         config, q = self.config, self.skill.q.net
         particles, log_proposal = self.soft_value_particles(next_obs, uniform, noise[:, config.kernel_particles :])
         noise = noise[:, : config.kernel_particles]
         # Eq. (11): squared soft Bellman error against the target network; its gradient in Q is -td / B.
         q_pred, record = q.forward_recorded(actions, context=obs)
-        target = soft_bellman_target(
-            self.q_target, rewards, next_obs, terminals, particles, self.alpha, config.gamma, log_proposal
-        )
+        if config.q_target == "max":
+            target = max_bellman_target(self.q_target, self.skill.sampler, rewards, next_obs, terminals,
+                                        target_noise, config.gamma, 1 / self.alpha, target_mask)  # fmt: skip
+        else:
+            target = soft_bellman_target(
+                self.q_target, rewards, next_obs, terminals, particles, self.alpha, config.gamma, log_proposal
+            )
         gain = self.skill.q.gain
         td_error = target - gain * q_pred[..., 0]
         q_gradients = q.parameter_gradients(record, -gain * td_error / obs.shape[0])

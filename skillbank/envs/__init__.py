@@ -20,6 +20,11 @@ MULTIGOAL_ID = "skillbank/MultiGoal-v0"
 # charged about 0.005 per unit of squared action (REFERENCE 6), Ant-v5 0.5, and at 0.5 a max-ent walker's
 # exploration noise cost it 0.7 per step, more than its walking earned (SQL, alpha 0.03, 300k steps).
 ANT_COSTS = {"ctrl_cost_weight": 0.05, "contact_cost_weight": 5e-5}
+# The U-maze's v1 is the authors' (florensacc/rllab-curriculum, sandbox/haoran/mddpg): a survive bonus of 0.05 per
+# step instead of Ant-v5's healthy reward of 1 (with 1, standing still at the start earned 449 of v0's threshold of
+# 1000, an attractor that fine-tuning ended near), and control and contact costs 10x lower than the walk's.
+UMAZE_V1 = {"walls": UMAZE, "goal": UMAZE_GOAL, "healthy_reward": 0.05, "ctrl_cost_weight": 0.005,
+            "contact_cost_weight": 5e-6}  # fmt: skip
 ENVIRONMENTS: dict[str, tuple[str, int, dict[str, Any]]] = {
     MULTIGOAL_ID: ("multigoal:MultiGoalEnv", 30, {}),
     "skillbank/AntWalk-v0": ("ant:AntWalkEnv", 200, ANT_COSTS),
@@ -27,6 +32,7 @@ ENVIRONMENTS: dict[str, tuple[str, int, dict[str, Any]]] = {
     "skillbank/AntHallwayWide-v0": ("ant:AntArenaEnv", 200, {"walls": HALLWAY_WIDE, **ANT_COSTS}),
     "skillbank/AntHallwayNarrow-v0": ("ant:AntArenaEnv", 200, {"walls": HALLWAY_NARROW, **ANT_COSTS}),
     "skillbank/AntUMaze-v0": ("ant:AntArenaEnv", 400, {"walls": UMAZE, "goal": UMAZE_GOAL, **ANT_COSTS}),
+    "skillbank/AntUMaze-v1": ("ant:AntArenaEnv", 400, UMAZE_V1),
     # The same arenas in the canonical walk's frame, with the world x, y appended (31-D)
     "skillbank/AntHallwayWideCanonical-v0": ("ant:AntArenaCanonicalEnv", 200, {"walls": HALLWAY_WIDE, **ANT_COSTS}),
     "skillbank/AntHallwayNarrowCanonical-v0": ("ant:AntArenaCanonicalEnv", 200, {"walls": HALLWAY_NARROW, **ANT_COSTS}),
@@ -35,6 +41,7 @@ ENVIRONMENTS: dict[str, tuple[str, int, dict[str, Any]]] = {
         400,
         {"walls": UMAZE, "goal": UMAZE_GOAL, **ANT_COSTS},
     ),
+    "skillbank/AntUMazeCanonical-v1": ("ant:AntArenaCanonicalEnv", 400, UMAZE_V1),
 }
 for env_id, (entry_point, steps, kwargs) in ENVIRONMENTS.items():
     if env_id not in gym.registry:
