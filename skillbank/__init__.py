@@ -6,6 +6,7 @@ from skillbank.registry import Parent, Registry
 from skillbank.sac import SAC
 from skillbank.skill import Skill
 from skillbank.sql import SQL
+from skillbank.video import render
 
 __version__ = "0.1.0"
 
@@ -21,4 +22,5 @@ __all__ = [
     "SkillFormatError",
     "SkillbankError",
     "__version__",
+    "render",
 ]

@@ -30,8 +30,12 @@ def _recipe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heads", type=_positive, default=0, metavar="K",
                    help="freeze the policy to K fixed noise draws, as the SQL authors fine-tuned (default 0: fresh "
                         "noise)")  # fmt: skip
-    p.add_argument("--heads-final", type=_at_least_one, metavar="K",
-                   help="anneal the heads linearly to this many over --anneal-steps (default: keep --heads)")
+    p.add_argument(
+        "--heads-final",
+        type=_at_least_one,
+        metavar="K",
+        help="anneal the heads linearly to this many over --anneal-steps (default: keep --heads)",
+    )
     p.add_argument("--q-target", choices=["soft", "max"],
                    help="the Q target: soft (the skill's algorithm, the default) or max, the greatest target Q over "
                         "the heads (the authors' fine-tuning)")  # fmt: skip
@@ -158,6 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.task, algo=args.algo, steps=args.steps, seed=args.seed, name=args.name, store=_registry(args).path,
         keep_replay=args.keep_replay, compile=args.compile, device=args.device,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, overrides=_overrides(args),
+        tensorboard=args.tensorboard,
     )  # fmt: skip
     validate_name(spec["name"])  # before hours of training, not after
     return _execute(Run(args.run_dir or new_run_dir(spec), spec), args)
@@ -206,6 +211,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         name=args.name, store=registry.path.resolve(), compile=args.compile,
         device=args.device, keep_replay=args.keep_replay,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, eval_episodes=EVAL_EPISODES,
+        **({"tensorboard": str(args.tensorboard.resolve())} if args.tensorboard else {}),
     )  # fmt: skip
     validate_name(spec["name"])
     return _execute(Run(args.run_dir or new_run_dir(spec), spec), args)
@@ -217,7 +223,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     out = args.out
     jobs = grid(args.pretrained, _registry(args), args.tasks, args.methods, args.seeds, args.steps, out,
                 eval_every=args.eval_every, eval_episodes=args.eval_episodes, compile=args.compile,
-                recipe=_recipe(args))  # fmt: skip
+                recipe=_recipe(args), tensorboard=args.tensorboard)  # fmt: skip
     try:
         outcomes = run_grid(jobs, args.workers, args.backend, args.address, say=_say)
     except KeyboardInterrupt:
@@ -246,7 +252,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     summary = sweep(
         args.task, algo=args.algo, seeds=parse_seeds(args.seeds), grid=parse_sets(args.set or []), steps=args.steps,
         workers=args.workers, backend=args.backend, address=args.address, runs_dir=args.runs_dir,
-        store=_registry(args).path, checkpoint_every=args.checkpoint_every, say=_say,
+        store=_registry(args).path, checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard, say=_say,
     )  # fmt: skip
     if args.json:
         _print_json(summary)
@@ -312,6 +318,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if report is not None:
         paths = rollouts(skill, args.episodes, seed=args.seed)
         print(f"wrote {plot_bound_maps(report, out.with_name(out.stem + '-bounds.png'), skill.ref, paths)}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from skillbank.video import render
+
+    skill = _registry(args, create=False).load(args.ref)
+    out = args.out or Path(skill.ref.replace("@", "-v") + ".gif")
+    video = render(skill, out, task=args.task, episodes=args.episodes, seed=args.seed, camera=args.camera,
+                   fps=args.fps, every=args.every)  # fmt: skip
+    returns = ", ".join(f"{r:.1f}" for r in video.returns)
+    print(f"wrote {video.path}: {video.frames} frames of {video.width}x{video.height}, "
+          f"{video.ms_per_frame:.0f} ms a frame; returns {returns}")  # fmt: skip
     return 0
 
 
@@ -580,6 +599,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 Add = Callable[[str, str, Callable[[argparse.Namespace], int]], argparse.ArgumentParser]
 
 
+def _tensorboard_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tensorboard", type=Path, metavar="DIR",
+                   help="also write the metrics (returns, losses, alpha, evaluations) as TensorBoard events under "
+                        "DIR/RUN_NAME; metrics.csv stays the record (needs: pip install 'skillbank[tensorboard]')",
+                   )  # fmt: skip
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     """The options of every command that trains: run directories, checkpoints, threads, device."""
     from skillbank.jobs import CHECKPOINT_EVERY
@@ -618,6 +644,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         "about 20 s of compiling; needs a C++ compiler (see benchmarks/speed.py)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _tensorboard_option(p)
 
 
 def _backend_options(p: argparse.ArgumentParser) -> None:
@@ -701,6 +728,7 @@ def _training_commands(add: Add) -> None:
                         "~/skillbank-runs)")  # fmt: skip
     p.add_argument("--checkpoint-every", type=_at_least_one, default=10_000, metavar="N",
                    help="checkpoint every N steps, where a retried run resumes (default 10000)")  # fmt: skip
+    _tensorboard_option(p)
     _backend_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -723,6 +751,7 @@ def _training_commands(add: Add) -> None:
     p.add_argument("--compile", action="store_true",
                    help="compile every run's gradient computations (torch.compile): faster for long runs")  # fmt: skip
     _recipe_options(p)
+    _tensorboard_option(p)
     _backend_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -760,6 +789,28 @@ def _training_commands(add: Add) -> None:
     p.add_argument("--seed", type=_positive, default=0, help="seed of the rollouts and samples (default 0)")
     p.add_argument("--spacing", type=float, default=SPACING, help=f"grid spacing of a composite's bound maps "
                    f"(default {SPACING})")  # fmt: skip
+
+
+def _render_command(add: Add) -> None:
+    from skillbank.video import CAMERAS
+
+    p = add("render", "a video of a skill's rollouts (MuJoCo rendered offscreen, headless; 2-D tasks drawn): "
+            "episodes side by side, captioned with the step and the return so far", cmd_render)  # fmt: skip
+    p.add_argument("ref", help="skill reference (a composite too)")
+    p.add_argument("--task", help="roll it out in this task instead of its own (the same spaces)")
+    p.add_argument("--episodes", type=_at_least_one, default=1, help="episodes, tiled side by side (default 1)")
+    p.add_argument("--seed", type=_positive, default=0, help="seed of the first episode (default 0)")
+    p.add_argument("--out", type=Path, help="the .gif or .mp4 file to write (default NAME-vN.gif)")
+    p.add_argument("--camera", choices=CAMERAS,
+                   help="top: from above, over the walls and the goal (the default in an arena); track: following "
+                        "the torso (the default on open ground)")  # fmt: skip
+    p.add_argument("--fps", type=float, help="frames per second (default: real time)")
+    p.add_argument(
+        "--every",
+        type=_at_least_one,
+        default=1,
+        help="one frame every N steps: a shorter file that still plays in real time (default 1)",
+    )
 
 
 def _composition_commands(add: Add) -> None:
@@ -879,6 +930,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _training_commands(add)
     _composition_commands(add)
+    _render_command(add)
     _store_commands(add)
     return parser
 

@@ -6,7 +6,7 @@ store, composes them by averaging their Q-functions, and sets the composite besi
 trained directly on the combined task and beside the exact optimum from the grid solver. Then,
 without training (hours of it), the headings of the walking skill ``ant-walk-sql`` beside those of
 SAC's ``ant-walk-sac`` (the same budget), and the fine-tuned ``ant-umaze-finetuned``'s rollouts over the
-maze, for those of them the store holds.
+maze, for those of them the store holds, with a GIF of the walker and of the maze skill.
 Writes figures and ``summary.json`` into ``out``; nothing is written into the store.
 """
 
@@ -22,13 +22,14 @@ import numpy as np
 
 from skillbank.bounds import certify, composite_report
 from skillbank.compose import compose, sampler_total_variation
-from skillbank.errors import NotFoundError
+from skillbank.errors import NotFoundError, SkillbankError
 from skillbank.evaluate import locomotion, make_skill_env, rollouts, summarise
 from skillbank.oracle import OraclePolicy
 from skillbank.plot import plot_arena, plot_bound_maps, plot_headings, plot_multigoal
 from skillbank.registry import Registry
 from skillbank.skill import Skill
 from skillbank.tasks import load_task
+from skillbank.video import render
 
 EPISODES = 100
 FALLBACK_STEPS = 30_000  # when a constituent is missing from the store: about 3 minutes each
@@ -134,10 +135,25 @@ def run_demo(registry: Registry, out: str | Path = "demo", progress: bool = True
         f"(exact-sample floor {sampler['resample']['floor']:.3f})\n"
         f"{ant_text}"
         f"  wrote {out}/summary.json, east_north_bounds.png, east_north_composite.png"
-        f"{''.join(', ' + name for name in dict.fromkeys(Path(v['figure']).name for v in ant.values() if v))} in "
+        f"{''.join(', ' + Path(f).name for f in dict.fromkeys(_files(ant)))} in "
         f"{summary['seconds']} s"
     )
     return summary
+
+
+def _files(ant: dict[str, Any]) -> list[str]:
+    """The figures and videos the Ant part of the demo wrote."""
+    return [v[key] for v in ant.values() if v for key in ("figure", "video") if v.get(key)]
+
+
+def _video(skill: Skill, out: Path, every: int) -> tuple[str | None, str]:
+    """One rollout of ``skill`` as a GIF (its path, or None where this machine cannot render) and a line of text."""
+    _say(f"rendering {skill.ref} to {out} ...")
+    try:
+        video = render(skill, out, every=every)
+    except SkillbankError as error:
+        return None, f"  no video of {skill.ref}: {error}\n"
+    return str(video.path), f"  {skill.ref}: wrote {out.name} ({video.frames} frames, return {video.returns[0]:.0f})\n"
 
 
 def _ant_skills(registry: Registry, out: Path) -> tuple[dict[str, Any], str]:
@@ -163,6 +179,9 @@ def _ant_skills(registry: Registry, out: Path) -> tuple[dict[str, Any], str]:
         for name in WALKERS:
             if found[name]:
                 found[name]["figure"] = figure
+    if found[WALKERS[0]]:
+        found[WALKERS[0]]["video"], text = _video(registry.load(WALKERS[0]), out / "ant_walk_sql.gif", every=1)
+        lines += text
     try:
         maze = registry.load(MAZE_SKILL)
     except NotFoundError:
@@ -173,6 +192,8 @@ def _ant_skills(registry: Registry, out: Path) -> tuple[dict[str, Any], str]:
     paths = rollouts(maze, MAZE_EPISODES, seed=0, env=env)
     result = {"ref": maze.ref, **summarise(paths, env)}
     result["figure"] = str(plot_arena(maze, out / "ant_umaze_finetuned.png", paths=paths))
+    result["video"], text = _video(maze, out / "ant_umaze_finetuned.gif", every=2)
+    lines += text
     found[MAZE_SKILL] = result
     return found, lines + (f"  {maze.ref}: {MAZE_EPISODES} rollouts in the U-maze, "
                            f"{100 * result['success_rate']:.0f}% reach the goal\n")  # fmt: skip

@@ -52,10 +52,11 @@ def copy_pretrained(source: Registry, ref: str, target: Registry) -> str:
 def grid(
     pretrained: str, source: Registry, tasks: list[str], methods: list[str], seeds: int, steps: int, out: Path,
     eval_every: int = EVAL_EVERY, eval_episodes: int = EVAL_EPISODES, checkpoint_every: int | None = None,
-    compile: bool = False, recipe: dict[str, Any] | None = None,
+    compile: bool = False, recipe: dict[str, Any] | None = None, tensorboard: str | Path | None = None,
 ) -> list[tuple[Path, dict[str, Any]]]:  # fmt: skip
     """The grid's run directories and job specs, checked before anything is trained; ``recipe`` holds
-    :func:`~skillbank.finetune.finetune_spec`'s options of the method finetune (``fresh_critic``, ...)."""
+    :func:`~skillbank.finetune.finetune_spec`'s options of the method finetune (``fresh_critic``, ...); with
+    ``tensorboard``, every run writes its metrics there as events too."""
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise SkillbankError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
@@ -66,6 +67,8 @@ def grid(
     skill = store.load(ref) if ref else None
     common = dict(checkpoint_every=checkpoint_every or eval_every, eval_every=eval_every, eval_episodes=eval_episodes,
                   compile=compile)  # fmt: skip
+    if tensorboard:
+        common["tensorboard"] = str(Path(tensorboard).resolve())
     jobs = []
     for task_name in tasks:
         task = load_task(task_name)
@@ -155,7 +158,8 @@ def tabulate(jobs: list[tuple[Path, dict[str, Any]]]) -> tuple[dict[str, Any], d
 
 
 def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, Any]:
-    """``OUT/summary.json`` and one learning-curve figure per task, from the runs' metrics."""
+    """``OUT/summary.json`` and one learning-curve figure per task, from the runs' metrics; its ``pretrained``
+    names the skill that the method finetune started from (None without it)."""
     tasks, curves = tabulate(jobs)
     for name, task in tasks.items():
         task["verdict"] = verdict(task)
@@ -163,7 +167,8 @@ def summarise(jobs: list[tuple[Path, dict[str, Any]]], out: Path) -> dict[str, A
                     threshold=task["threshold"])  # fmt: skip
         task["best"] = best_skills(name, task, Registry(jobs[0][1]["store"]), out)
         _relative_paths(task, out)
-    summary = {"tasks": tasks}
+    pretrained = next((spec["pretrained"] for _, spec in jobs if spec.get("pretrained")), None)
+    summary = {"pretrained": pretrained, "tasks": tasks}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
 

@@ -60,7 +60,7 @@ RECIPES = ("authors",)
 def authors_recipe(skill: Skill, env: gym.Env) -> dict[str, Any]:
     """The SQL authors' fine-tuning, as :func:`finetune_spec`'s options: 32 frozen heads annealed to 1 in the
     hallways, 10 kept in the U-maze (an arena with a goal), the max target, alpha 1000x lower over 200k steps (SQL;
-    SAC tunes its own), OU noise of sigma 0.3 and a 20k warm-up."""
+    SAC tunes its own) with Q in reward units, OU noise of sigma 0.3 and a 20k warm-up."""
     maze = getattr(env.unwrapped, "goal", None) is not None
     recipe: dict[str, Any] = {
         "heads": 10 if maze else 32, "heads_final": 10 if maze else 1, "anneal_steps": 200_000, "warmup": 20_000,
@@ -68,6 +68,10 @@ def authors_recipe(skill: Skill, env: gym.Env) -> dict[str, Any]:
     }  # fmt: skip
     if skill.description.get("algorithm") == "sql":
         recipe["anneal_alpha_to"] = skill.alpha / 1000
+        # Their Q regressed the scaled reward, so its outputs grew 1000x as the scale was annealed; in those units
+        # our pilots' TD errors grew 4x in 60k steps and the walkers fell apart (docs/results/umaze/pilots.md).
+        # In reward units Q keeps its scale and the temperature acts on the sampler alone, as the recipe intends.
+        recipe["overrides"]["q_in_reward_units"] = True
     return recipe
 
 

@@ -52,9 +52,10 @@ def train_spec(
     eval_every: int | None = None,
     eval_episodes: int = EVAL_EPISODES,
     overrides: dict[str, Any] | None = None,
+    tensorboard: str | Path | None = None,
 ) -> dict[str, Any]:
     """The spec of ``skillbank train TASK``, with the task's defaults filled in and ``overrides`` of
-    the algorithm's configuration applied (checked now)."""
+    the algorithm's configuration applied (checked now); ``tensorboard`` a folder for the metrics as events."""
     loaded = load_task(task)
     algo = algo or loaded.algorithm
     if algo not in ALGORITHMS:
@@ -80,6 +81,7 @@ def train_spec(
         "checkpoint_every": checkpoint_every,
         "eval_every": eval_every,
         "eval_episodes": eval_episodes,
+        **({"tensorboard": str(Path(tensorboard).resolve())} if tensorboard else {}),
     }
 
 
@@ -160,6 +162,7 @@ def train_job(run_dir: str | Path, progress_bar: bool = False, threads: int | No
     finished = run.train(
         algo, spec["steps"], checkpoint_every=spec["checkpoint_every"], progress_bar=progress_bar,
         evaluate=evaluator(spec) if spec.get("eval_every") else None, eval_every=spec.get("eval_every"),
+        tensorboard=spec.get("tensorboard"),
     )  # fmt: skip
     if not finished:
         return {"status": "interrupted", "run_id": run.run_id, "run_dir": str(run.path), "steps": algo.num_timesteps}

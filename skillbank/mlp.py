@@ -121,6 +121,16 @@ class MLP(nn.Module):
         w = self.layers[0][0]
         return torch.bmm(g, w[:, w.shape[1] - x_dim :].transpose(1, 2)).sum(0).view(*lead, x_dim)
 
+    def input_jacobian(self, record: Record) -> torch.Tensor:
+        """The Jacobian of the output in ``x`` at every row, (ensemble, *lead, x_dim, out): entry ``[i, o]`` is
+        ``d out_o / d x_i``, carried forward layer by layer through the ReLUs' on/off pattern."""
+        _, _, hidden, lead, x_dim = record
+        w = self.layers[0][0]
+        g = w[:, w.shape[1] - x_dim :].unsqueeze(1)  # (ensemble, 1, x_dim, width)
+        for (w, _), h in zip(self.layers[1:], hidden):
+            g = torch.matmul(g * (h > 0).unsqueeze(-2), w.unsqueeze(1))
+        return g.reshape(self.ensemble, *lead, x_dim, self.out_dim)
+
     @torch.no_grad()
     def widen_input(self, at: int, extra: int) -> None:
         """Insert ``extra`` inputs before input ``at``, with zero weights: the network computes the same

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from skillbank.losses import SQUASH_EPS
 from skillbank.mlp import MLP
 
 
@@ -91,6 +92,16 @@ class SVGDSampler(nn.Module):
     def forward(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Actions for ``obs`` (B, obs_dim) and ``noise`` (B, n, act_dim): shape (B, n, act_dim)."""
         return torch.tanh(self.net(noise, context=obs)[0])
+
+    def sample_with_log_density(self, obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions (B, n, d) and the sampler's log-density at them (B, n), by the change of variables
+        ``xi -> u = f(s, xi) -> a = tanh(u)``: ``log N(xi) - log |det du/dxi| - sum log(1 - a^2)``. Exact where
+        ``f`` is one-to-one in the noise (a ReLU network need not be: then it is the density of one branch)."""
+        out, record = self.net.forward_recorded(noise, context=obs)
+        actions = torch.tanh(out[0])
+        _, log_det = torch.linalg.slogdet(self.net.input_jacobian(record)[0])
+        log_noise = -0.5 * noise.pow(2).sum(-1) - 0.5 * noise.shape[-1] * math.log(2 * math.pi)
+        return actions, log_noise - log_det - torch.log(1 - actions.pow(2) + SQUASH_EPS).sum(-1)
 
     def spec(self) -> dict[str, Any]:
         return {"type": self.kind, "hidden": self.net.hidden}

@@ -44,6 +44,17 @@ COLUMNS = (
 LOG_INTERVAL = 1000
 
 
+def tensorboard_writer(folder: Path, step: int):
+    """A TensorBoard writer into ``folder``; a resumed run's events after ``step`` (written again) are purged."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise SkillbankError(
+            "--tensorboard needs the tensorboard package: pip install 'skillbank[tensorboard]'"
+        ) from None
+    return SummaryWriter(str(folder), purge_step=step or None)
+
+
 def default_runs_dir() -> Path:
     """``$SKILLBANK_RUNS``, or ``~/skillbank-runs``."""
     return Path(os.environ.get(RUNS_ENV) or Path.home() / "skillbank-runs")
@@ -63,9 +74,10 @@ def full_config(spec: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-# Where a job's inputs are on this machine: the task file, the store that receives the skill, and the store of
-# the pretrained skill. What is trained is fixed by the rest (the task's environment and settings are copied in).
-LOCATIONS = ("task", "store", "pretrained_store")
+# Where a job's inputs and outputs are on this machine: the task file, the store that receives the skill, the
+# store of the pretrained skill and the TensorBoard folder. What is trained is fixed by the rest (the task's
+# environment and settings are copied in).
+LOCATIONS = ("task", "store", "pretrained_store", "tensorboard")
 
 
 def what_is_trained(spec: dict[str, Any]) -> dict[str, Any]:
@@ -183,12 +195,14 @@ class Run:
         evaluate: Callable[[OffPolicyAlgorithm], dict[str, float]] | None = None,
         eval_every: int | None = None,
         log_interval: int = LOG_INTERVAL,
+        tensorboard: str | Path | None = None,
     ) -> bool:
         """Train ``algo`` until it has taken ``total_steps`` environment steps in all, resuming from the
         newest good checkpoint, writing one every ``checkpoint_every`` steps and appending metrics
         every ``log_interval`` (or checkpoint or evaluation) steps, with ``evaluate(algo)`` every
-        ``eval_every`` steps. Ctrl-C (SIGINT) or SIGTERM stops at the
-        end of the current step with a checkpoint. Returns whether the budget was reached."""
+        ``eval_every`` steps, and the same rows as TensorBoard scalars under ``tensorboard/RUN_NAME`` where given.
+        Ctrl-C (SIGINT) or SIGTERM stops at the end of the current step with a checkpoint. Returns whether the
+        budget was reached."""
         if checkpoint_every <= 0 or (eval_every is not None and eval_every <= 0):
             raise SkillbankError("--checkpoint-every and the evaluation interval must be positive")
         latest = checkpoint.latest(self.path)
@@ -205,6 +219,7 @@ class Run:
                          "uninterrupted one")  # fmt: skip
             print(f"resuming {self.path} from step {latest.step}{note}", file=sys.stderr)
         self._keep_metrics_up_to(algo.num_timesteps)
+        board = tensorboard_writer(Path(tensorboard) / self.path.name, algo.num_timesteps) if tensorboard else None
         interval = math.gcd(log_interval, checkpoint_every, eval_every or checkpoint_every)
         started, steps_at_start = time.perf_counter(), algo.num_timesteps
 
@@ -216,6 +231,11 @@ class Run:
                 row.update(evaluate(algo))
             with open(self.path / METRICS_FILE, "a", newline="") as f:
                 csv.DictWriter(f, COLUMNS).writerow({k: _cell(row.get(k)) for k in COLUMNS})
+            if board is not None:
+                for key in COLUMNS[1:]:
+                    if row.get(key) is not None:
+                        board.add_scalar(key, row[key], step)
+                board.flush()
             if step % checkpoint_every == 0:
                 checkpoint.save(self.path, algo)
                 _injected_crash(self.path, step)
@@ -232,6 +252,8 @@ class Run:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            if board is not None:
+                board.close()
         checkpoint.save(self.path, algo)
         if algo.stop_requested:
             algo.stop_requested = False

@@ -31,6 +31,8 @@ from skillbank.networks import SVGDSampler
 from skillbank.offpolicy import OffPolicyAlgorithm
 from skillbank.private_ops import FusedAdam, polyak_update
 
+VALUE_PROPOSALS = ("uniform", "sampler", "sampler-density")
+
 
 @dataclass(frozen=True)
 class SQLConfig(Config):
@@ -50,10 +52,12 @@ class SQLConfig(Config):
     :param sampler_lr: Adam learning rate of the sampler
     :param batch_size: transitions per gradient step
     :param value_particles: actions M that estimate the soft value (eq. 10)
-    :param value_proposal: where they are drawn: ``"uniform"`` on the action box (the paper), or ``"sampler"``,
+    :param value_proposal: where they are drawn: ``"uniform"`` on the action box (the paper); ``"sampler"``,
         half uniform and half around the sampler's actions (:func:`~skillbank.losses.sampler_mixture_proposal`):
         16 uniform actions in 8 dimensions miss a sharp ``exp(Q / alpha)``, and the value they estimate
-        is low where a precise action matters.
+        is low where a precise action matters; or ``"sampler-density"``, the sampler's own actions weighted by
+        their log-density (:meth:`~skillbank.networks.SVGDSampler.sample_with_log_density`): eq. (10) with the
+        policy as the proposal, which is where ``exp(Q / alpha)`` is large once the sampler has learned.
     :param q_target: the Q-network's target: ``"soft"``, eq. (10)'s soft value (the paper), or ``"max"``, the
         greatest target Q over the policy's actions (:func:`~skillbank.losses.max_bellman_target`): the authors'
         fine-tuning, over its frozen heads (:meth:`~skillbank.offpolicy.OffPolicyAlgorithm.freeze_heads`), else
@@ -95,6 +99,14 @@ class SQLConfig(Config):
     symmetry: str = "none"
 
     @property
+    def proposal_draws(self) -> tuple[int, int]:
+        """How many uniform actions and how many noise draws of the sampler eq. (10)'s particles take."""
+        if self.value_proposal == "sampler-density":
+            return 0, self.value_particles
+        near = self.value_particles // 2 if self.value_proposal == "sampler" else 0
+        return self.value_particles - near, 2 * near  # a centre and an offset per sampler particle
+
+    @property
     def kernel_fixed(self) -> int:
         """How many of the K particles estimate the Stein direction (the others are moved)."""
         return int(round(self.kernel_particles * self.kernel_update_ratio))
@@ -102,8 +114,8 @@ class SQLConfig(Config):
     def validate(self) -> None:
         require_off_policy(self)
         require(
-            self.value_proposal in ("uniform", "sampler"),
-            f"value_proposal must be 'uniform' or 'sampler', got {self.value_proposal!r}",
+            self.value_proposal in VALUE_PROPOSALS,
+            f"value_proposal must be one of {', '.join(VALUE_PROPOSALS)}, got {self.value_proposal!r}",
         )
         require(
             self.value_proposal == "uniform" or self.value_particles >= 2,
@@ -179,12 +191,12 @@ class SQL(OffPolicyAlgorithm):
         config, batch_size, d = self.config, batch[0].shape[0], self.skill.action_dim
         if self.alpha_schedule is not None:
             self.set_alpha(self.alpha_schedule(self.num_timesteps))
-        near = config.value_particles // 2 if config.value_proposal == "sampler" else 0
-        uniform = torch.rand(batch_size, config.value_particles - near, d, generator=self.rng, device=self.device)
+        n_uniform, n_proposal = config.proposal_draws
+        uniform = torch.rand(batch_size, n_uniform, d, generator=self.rng, device=self.device)
         if self.heads is None:  # one draw for the kernel's and the proposal's noise alike
-            noise = self.policy_noise(batch_size, config.kernel_particles + 2 * near)
+            noise = self.policy_noise(batch_size, config.kernel_particles + n_proposal)
         else:  # the kernel's particles are the policy's frozen heads
-            proposal = torch.randn(batch_size, 2 * near, d, generator=self.rng, device=self.device)
+            proposal = torch.randn(batch_size, n_proposal, d, generator=self.rng, device=self.device)
             noise = torch.cat([self.policy_noise(batch_size, config.kernel_particles), proposal], 1)
         target = self.target_noise(batch_size, config.value_particles) if config.q_target == "max" else (None, None)
         td_error, q_gradients, sampler_gradients = self.gradients(batch, uniform * 2 - 1, noise, *target)
@@ -206,9 +218,12 @@ class SQL(OffPolicyAlgorithm):
         self, next_obs: torch.Tensor, uniform: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The particles of eq. (10) at ``next_obs`` and their proposal's log-density (None: uniform). With
-        ``value_proposal`` "sampler", ``noise`` (B, 2 N, d) draws N sampler actions and one offset around each."""
+        ``value_proposal`` "sampler", ``noise`` (B, 2 N, d) draws N sampler actions and one offset around each;
+        with "sampler-density", ``noise`` (B, M, d) draws the M particles from the sampler itself."""
         if self.config.value_proposal == "uniform":
             return uniform, None
+        if self.config.value_proposal == "sampler-density":
+            return self.skill.sampler.sample_with_log_density(next_obs, noise)
         near = noise.shape[-2] // 2
         centres = self.skill.sampler(next_obs, noise[:, :near])
         return sampler_mixture_proposal(centres, uniform, noise[:, near:])

@@ -84,10 +84,12 @@ def sweep(
     runs_dir: str | Path | None = None,
     store: str | Path | None = None,
     checkpoint_every: int = CHECKPOINT_EVERY,
+    tensorboard: str | Path | None = None,
     say=print,
 ) -> dict[str, Any]:
     """Train ``task`` once per seed and per combination of ``grid`` values, register every skill tagged
-    ``sweep-ID``, and return the metrics of each combination with their mean and spread over seeds."""
+    ``sweep-ID``, and return the metrics of each combination with their mean and spread over seeds (and, with
+    ``tensorboard``, write each run's metrics there as events)."""
     loaded, seeds, grid = load_task(task), list(seeds), dict(grid or {})
     registry = Registry(store)
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
@@ -105,7 +107,7 @@ def sweep(
                 name = f"{loaded.name}-{identity['algo']}-{hashlib.sha256(tag.encode()).hexdigest()[:8]}-s{seed}"
             validate_name(name)
             spec = train_spec(str(loaded.path), algo=algo, steps=steps, seed=seed, name=name, store=registry.path,
-                              overrides=point, checkpoint_every=checkpoint_every)  # fmt: skip
+                              overrides=point, checkpoint_every=checkpoint_every, tensorboard=tensorboard)  # fmt: skip
             spec.update(sweep=sweep_id, point=point)
             runs.append(Run(base / f"{name}", spec))
     by_dir = {str(run.path): run for run in runs}

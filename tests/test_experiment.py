@@ -84,6 +84,7 @@ def test_a_killed_experiment_resumes_without_repeating_finished_runs(setup):
     summary = json.loads((out / "summary.json").read_text())
     assert json.loads(result.stdout) == summary
     task = summary["tasks"]["tiny-north"]
+    assert summary["pretrained"] == "east@1"
     assert (task["threshold"], task["seeds"], task["budget_steps"]) == (-150, 2, 400)
     assert set(task["methods"]) == {"finetune", "sql-scratch", "sac-scratch", "ddpg-scratch"}
     for method in task["methods"].values():

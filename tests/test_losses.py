@@ -42,7 +42,8 @@ def assert_all_close(got, want, **tolerances):
 
 
 @pytest.mark.parametrize(
-    "critics, proposal, reward_units", [(1, "uniform", False), (2, "uniform", False), (1, "sampler", True)]
+    "critics, proposal, reward_units",
+    [(1, "uniform", False), (2, "uniform", False), (1, "sampler", True), (1, "sampler-density", False)],
 )
 def test_sql_hand_gradients_equal_autograd_on_eq_11_and_eq_13(critics, proposal, reward_units):
     algo = make(SQL, alpha=0.5, kernel_particles=8, value_particles=8, batch_size=16, critics=critics,
@@ -51,9 +52,9 @@ def test_sql_hand_gradients_equal_autograd_on_eq_11_and_eq_13(critics, proposal,
     for step in range(3):
         batch = random_batch(16, step)
         g = torch.Generator().manual_seed(step)
-        near = 4 if proposal == "sampler" else 0  # value particles drawn around the sampler's actions
-        uniform = torch.rand(16, 8 - near, ACT, generator=g) * 2 - 1
-        noise = torch.randn(16, 8 + 2 * near, ACT, generator=g)
+        n_uniform, n_proposal = config.proposal_draws  # value particles drawn uniformly, and with the sampler
+        uniform = torch.rand(16, n_uniform, ACT, generator=g) * 2 - 1
+        noise = torch.randn(16, 8 + n_proposal, ACT, generator=g)
         td_error, q_gradients, sampler_gradients = algo.gradients(batch, uniform, noise)
 
         particles, log_proposal = algo.soft_value_particles(batch[3], uniform, noise[:, 8:])

@@ -124,3 +124,71 @@ def test_amortized_svgd_trains_a_sampler_network_to_cover_both_modes():
     left = (samples[:, 0] < -1).float().mean()
     right = (samples[:, 0] > 1).float().mean()
     assert left > 0.25 and right > 0.25, (left, right)
+
+
+def output_in_noise(net, obs):
+    """The network's output for one state as a function of one noise vector."""
+    return lambda x: net(x[None, None], context=obs[None])[0, 0, 0]
+
+
+def test_the_mlp_input_jacobian_equals_autograd():
+    from skillbank.mlp import MLP
+
+    torch.manual_seed(0)
+    net = MLP(5 + 3, [16, 12], 3)
+    obs, noise = torch.randn(4, 5), torch.randn(4, 6, 3)
+    _, record = net.forward_recorded(noise, context=obs)
+    jacobian = net.input_jacobian(record)[0]  # (4, 6, 3 in, 3 out)
+    for s in range(4):
+        for j in range(6):
+            exact = torch.autograd.functional.jacobian(output_in_noise(net, obs[s]), noise[s, j])
+            assert torch.allclose(jacobian[s, j], exact.T, atol=1e-5)
+
+
+def linear_sampler(obs_dim: int, act_dim: int, seed: int = 0):
+    """An SVGD sampler whose ReLUs are always on, so that it is affine, hence one-to-one, in the noise: a
+    squashed Gaussian with an exact density."""
+    from skillbank.networks import SVGDSampler
+
+    torch.manual_seed(seed)
+    sampler = SVGDSampler(obs_dim, act_dim, [16, 16])
+    zero_noise, zero_obs = torch.zeros(1, 1, act_dim), torch.zeros(1, obs_dim)
+    with torch.no_grad():
+        sampler.net.biases[0].fill_(20.0)
+        sampler.net.biases[1].fill_(20.0)
+        _, record = sampler.net.forward_recorded(zero_noise, context=zero_obs)
+        jacobian = sampler.net.input_jacobian(record)[0, 0, 0]  # (in, out)
+        sampler.net.weights[2].copy_(sampler.net.weights[2] @ torch.linalg.inv(jacobian) * 1.2)  # spread ~1.2
+        sampler.net.biases[2].sub_(sampler.net(zero_noise, context=zero_obs)[0, 0, 0])
+    return sampler
+
+
+def test_the_sampler_density_is_the_squashed_gaussian_density():
+    obs_dim, d = 3, 2
+    sampler = linear_sampler(obs_dim, d)
+    obs, noise = torch.randn(2, obs_dim) * 0.1, torch.randn(2, 50, d)
+    actions, log_q = sampler.sample_with_log_density(obs, noise)
+    for s in range(2):  # u = A xi + c: N(c, A^T A) (row convention), then tanh
+        linear = torch.autograd.functional.jacobian(output_in_noise(sampler.net, obs[s]), torch.zeros(d))
+        centre = sampler.net(torch.zeros(1, 1, d), context=obs[s : s + 1])[0, 0, 0]
+        u = torch.atanh(actions[s].clamp(-1 + 1e-7, 1 - 1e-7))
+        gaussian = torch.distributions.MultivariateNormal(centre, linear @ linear.T)
+        exact = gaussian.log_prob(u) - torch.log(1 - actions[s].pow(2) + 1e-6).sum(-1)
+        assert torch.allclose(log_q[s], exact, atol=1e-3)
+
+
+def test_the_soft_value_with_the_sampler_as_proposal_matches_many_uniform_particles():
+    from skillbank.losses import soft_value_importance
+    from skillbank.networks import SoftQ
+
+    obs_dim, d, alpha = 3, 2, 0.3
+    torch.manual_seed(1)
+    q = SoftQ(obs_dim, d, [32, 32], output_scale=alpha)
+    sampler = linear_sampler(obs_dim, d, seed=2)
+    obs = torch.randn(3, obs_dim) * 0.01  # centres inside the box
+    with torch.no_grad():
+        many = torch.rand(3, 65_536, d, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        reference = soft_value_uniform(q(obs, many)[0], d)
+        actions, log_q = sampler.sample_with_log_density(obs, torch.randn(3, 20_000, d))
+        estimate = soft_value_importance(q(obs, actions)[0], log_q)
+    assert torch.allclose(estimate, reference, atol=0.02), (estimate, reference)

@@ -1,0 +1,101 @@
+"""How well do the estimators of SQL's soft value (eq. 10) do on the shipped walkers? (issue 33)
+
+    python experiments/soft_value_estimators.py ant-walk-sql@1 ant-walk-sql@2 ant-walk-sql@3 --out docs/results
+
+At the states of 10 rollouts of each walker's own sampler (every 8th), in reward units, each estimator with 16
+and 256 particles against 65,536 particles, uniform and from the sampler: ``uniform`` (the paper's), ``sampler``
+(half uniform, half around the sampler's actions) and ``sampler-density`` (the sampler's own actions, weighted by
+their log-density through the Jacobian of noise -> action). What matters for the Q target is how much an
+estimator's error varies across states (the gaps' ``sd``) against how much Q varies across the sampler's own
+actions at a state (``q_sd_over_sampler_actions``): the signal that the sampler climbs. Writes
+``OUT/soft_value_estimators.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from skillbank import Registry
+from skillbank.evaluate import make_skill_env
+from skillbank.losses import sampler_mixture_proposal, soft_value_importance, soft_value_uniform
+
+PARTICLES = 16
+REFERENCE = 65_536
+
+
+def visited_states(skill, episodes: int, every: int = 8) -> torch.Tensor:
+    env, g, states = make_skill_env(skill), torch.Generator().manual_seed(0), []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=episode)
+        done, t = False, 0
+        while not done:
+            if t % every == 0:
+                states.append(obs)
+            obs, _, terminated, truncated, _ = env.step(skill.act(obs, g))
+            done, t = terminated or truncated, t + 1
+    return torch.as_tensor(np.array(states), dtype=torch.float32)
+
+
+@torch.no_grad()
+def measure(skill, states: torch.Tensor, seed: int = 0) -> dict:
+    g, d, alpha, q = torch.Generator().manual_seed(seed), skill.action_dim, skill.alpha, skill.q
+    n = len(states)
+
+    def scaled(actions):
+        return q(states, actions).min(0).values
+
+    def uniform(m):
+        return soft_value_uniform(scaled(torch.rand(n, m, d, generator=g) * 2 - 1), d)
+
+    def mixture(m):
+        centres = skill.sampler(states, torch.randn(n, m // 2, d, generator=g))
+        particles, log_q = sampler_mixture_proposal(
+            centres, torch.rand(n, m - m // 2, d, generator=g) * 2 - 1, torch.randn(n, m // 2, d, generator=g)
+        )
+        return soft_value_importance(scaled(particles), log_q)
+
+    def density(m):
+        particles, log_q = skill.sampler.sample_with_log_density(states, torch.randn(n, m, d, generator=g))
+        return soft_value_importance(scaled(particles), log_q)
+
+    references = {"uniform": alpha * uniform(REFERENCE), "sampler-density": alpha * density(REFERENCE)}
+    gap = references["sampler-density"] - references["uniform"]
+    out = {"references": {"sampler-density minus uniform": {"mean": float(gap.mean()), "sd": float(gap.std())}}}
+    for name, estimate in (("uniform", uniform), ("sampler", mixture), ("sampler-density", density)):
+        for m in (PARTICLES, 256):
+            value = alpha * estimate(m)
+            out[f"{name} {m}"] = {
+                f"gap_to_{ref}_{REFERENCE}": {"mean": float((value - v).mean()), "sd": float((value - v).std())}
+                for ref, v in references.items()
+            }
+    spread = skill.q_values(states, skill.sampler(states, torch.randn(n, 256, d, generator=g)))
+    out["q_sd_over_sampler_actions"] = float(spread.std(1).mean())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("refs", nargs="+", help="SQL skills, e.g. ant-walk-sql@2")
+    parser.add_argument("--store", type=Path, default=Path("skills_store"))
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=Path("docs/results"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    registry, report = Registry(args.store), {"command": "python experiments/soft_value_estimators.py " +
+                                                         " ".join(args.refs), "skills": {}}  # fmt: skip
+    for ref in args.refs:
+        skill = registry.load(ref)
+        states = visited_states(skill, args.episodes)
+        report["skills"][ref] = {"states": len(states), "alpha": skill.alpha, **measure(skill, states)}
+        print(ref, json.dumps(report["skills"][ref], indent=1), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "soft_value_estimators.json").write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
