@@ -44,36 +44,42 @@ def visited_states(skill, episodes: int, every: int = 8) -> torch.Tensor:
 @torch.no_grad()
 def measure(skill, states: torch.Tensor, seed: int = 0) -> dict:
     g, d, alpha, q = torch.Generator().manual_seed(seed), skill.action_dim, skill.alpha, skill.q
-    n = len(states)
 
-    def scaled(actions):
-        return q(states, actions).min(0).values
+    def chunked(estimate, m):  # a few states at a time: 65,536 particles of 256 states would need 17 GB
+        return torch.cat([estimate(part, m) for part in states.split(max(1, 2**19 // m))])
 
-    def uniform(m):
-        return soft_value_uniform(scaled(torch.rand(n, m, d, generator=g) * 2 - 1), d)
+    def scaled(obs, actions):
+        return q(obs, actions).min(0).values
 
-    def mixture(m):
-        centres = skill.sampler(states, torch.randn(n, m // 2, d, generator=g))
+    def uniform(obs, m):
+        return soft_value_uniform(scaled(obs, torch.rand(len(obs), m, d, generator=g) * 2 - 1), d)
+
+    def mixture(obs, m):
+        n = len(obs)
+        centres = skill.sampler(obs, torch.randn(n, m // 2, d, generator=g))
         particles, log_q = sampler_mixture_proposal(
             centres, torch.rand(n, m - m // 2, d, generator=g) * 2 - 1, torch.randn(n, m // 2, d, generator=g)
         )
-        return soft_value_importance(scaled(particles), log_q)
+        return soft_value_importance(scaled(obs, particles), log_q)
 
-    def density(m):
-        particles, log_q = skill.sampler.sample_with_log_density(states, torch.randn(n, m, d, generator=g))
-        return soft_value_importance(scaled(particles), log_q)
+    def density(obs, m):
+        particles, log_q = skill.sampler.sample_with_log_density(obs, torch.randn(len(obs), m, d, generator=g))
+        return soft_value_importance(scaled(obs, particles), log_q)
 
-    references = {"uniform": alpha * uniform(REFERENCE), "sampler-density": alpha * density(REFERENCE)}
+    references = {
+        name: alpha * chunked(estimate, REFERENCE)
+        for name, estimate in (("uniform", uniform), ("sampler-density", density))
+    }
     gap = references["sampler-density"] - references["uniform"]
     out = {"references": {"sampler-density minus uniform": {"mean": float(gap.mean()), "sd": float(gap.std())}}}
     for name, estimate in (("uniform", uniform), ("sampler", mixture), ("sampler-density", density)):
         for m in (PARTICLES, 256):
-            value = alpha * estimate(m)
+            value = alpha * chunked(estimate, m)
             out[f"{name} {m}"] = {
                 f"gap_to_{ref}_{REFERENCE}": {"mean": float((value - v).mean()), "sd": float((value - v).std())}
                 for ref, v in references.items()
             }
-    spread = skill.q_values(states, skill.sampler(states, torch.randn(n, 256, d, generator=g)))
+    spread = skill.q_values(states, skill.sampler(states, torch.randn(len(states), 256, d, generator=g)))
     out["q_sd_over_sampler_actions"] = float(spread.std(1).mean())
     return out
 

@@ -297,17 +297,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from skillbank.bounds import composite_report
     from skillbank.evaluate import make_skill_env, rollouts, task_env
-    from skillbank.plot import plot_arena, plot_bound_maps, plot_multigoal
+    from skillbank.plot import plot_arena, plot_bound_maps, plot_multigoal, plot_pushers
 
     skill = _registry(args, create=False).load(args.ref)
     where = f"-on-{Path(args.task).stem}" if args.task else ""
     out = args.out or Path(skill.ref.replace("@", "-v") + where + ".png")
     env = task_env(skill, args.task) if args.task else make_skill_env(skill)
     arena = "x_position" in env.reset(seed=0)[1]  # a task that reports where the body is
-    if args.task and not arena:
-        raise SkillbankError(f"--task draws rollouts over an Ant arena, and {args.task} is not one")
+    if args.task and not arena and not hasattr(env.unwrapped, "fingertip"):
+        raise SkillbankError(f"--task draws rollouts over an Ant arena or the pusher's table, and {args.task} is not")
     try:
-        if arena:
+        if hasattr(env.unwrapped, "fingertip"):  # the pusher: the puck's paths over the table
+            paths = rollouts(skill, args.episodes, seed=args.seed, env=env)
+            plot_pushers({skill.ref: (env, paths)}, out, f"{len(paths)} rollouts of {skill.ref}")
+        elif arena:
             plot_arena(skill, out, episodes=args.episodes, seed=args.seed, task=args.task)
         else:
             plot_multigoal(skill, out, episodes=args.episodes, seed=args.seed)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from skillbank.buffer import ReplayBuffer
 from skillbank.composite import CompositeQ, ResamplingSampler, operator_weights, weighted_sum
-from skillbank.envs import MULTIGOAL_ID
+from skillbank.envs import MULTIGOAL_ID, PUSHER_ID
 from skillbank.errors import SkillbankError
 from skillbank.losses import soft_value_uniform
 from skillbank.networks import SoftQ, SVGDSampler
@@ -67,12 +67,20 @@ def combined_task(skills: Sequence[Skill], op: str, weights: Sequence[float]) ->
     """The task a composite solves, as a ``task`` description with an environment to evaluate it in.
 
     For MultiGoal tasks: the weighted sum of the constituents' rewards (stacked goal-weight rows),
-    or for ``or``/``gpi`` the task that rewards every goal any constituent rewards.
+    or for ``or``/``gpi`` the task that rewards every goal any constituent rewards. For the pusher: the goal with
+    every coordinate some constituent gives (the lines x = -1 and y = -1 give the corner (-1, -1), as in the
+    composition paper).
     """
     tasks = [s.description.get("task", {}) for s in skills]
     names = [t.get("name") or "?" for t in tasks]
     joiner = " or " if op in ("or", "gpi") else " + "
     task: dict[str, Any] = {"name": f"{op}({', '.join(names)})", "env_id": tasks[0].get("env_id")}
+    if task["env_id"] == PUSHER_ID:  # each goal coordinate that some constituent gives: two lines make their corner
+        kwargs = [t.get("env_kwargs", {}) for t in tasks]
+        task["env_kwargs"] = {axis: next((k[axis] for k in kwargs if k.get(axis, "any") != "any"), "any")
+                              for axis in ("goal_x", "goal_y")}  # fmt: skip
+        task["description"] = joiner.join(names)
+        return task
     if task["env_id"] != MULTIGOAL_ID:
         same = all(t.get("env_kwargs") == tasks[0].get("env_kwargs") for t in tasks)
         task["env_kwargs"] = tasks[0].get("env_kwargs", {}) if same else {}
@@ -157,6 +165,7 @@ def compose(
             "scales": scales,
             "constituents": [getattr(s, "ref", None) for s in skills],
             "sampler": sampler,
+            "env_steps": 0,  # composing collects no experience: the sampler trains on the constituents' buffers
         },
     }
     proposals = [copy.deepcopy(p) for s in skills for p in base_samplers(s)]

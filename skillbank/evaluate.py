@@ -28,6 +28,7 @@ class Rollout:
     goal: int  # index of the goal reached, -1 for none (or for tasks without goals)
     positions: np.ndarray | None = None  # (T + 1, 2) planar body positions, for tasks that report them (Ant)
     success: bool = False  # the task's own "success" (e.g. near the U-maze's goal) at any step
+    final_goal_distance: float | None = None  # where the task reports "goal_distance" (the pusher): at the end
 
 
 def make_skill_env(skill: Skill, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
@@ -71,7 +72,9 @@ def rollouts(skill: Skill, episodes: int, seed: int = 0, env: gym.Env | None = N
             success = success or bool(info.get("success", False))
             done = terminated or truncated
         planar = None if positions[0] is None else np.asarray(positions)
-        results.append(Rollout(np.asarray(path), total, goal, planar, success))
+        distance = info.get("goal_distance")
+        results.append(Rollout(np.asarray(path), total, goal, planar, success,
+                               None if distance is None else float(distance)))  # fmt: skip
     return results
 
 
@@ -97,7 +100,8 @@ def locomotion(paths: list[Rollout], dt: float) -> dict[str, Any]:
 
 
 def summarise(paths: list[Rollout], env: gym.Env) -> dict[str, Any]:
-    """Mean return, and for goal tasks how many rollouts ended at each goal (in the env's goal order)."""
+    """Mean return, and for goal tasks how many rollouts ended at each goal (in the env's goal order); where
+    the task reports it, the mean final ``goal_distance`` over rollouts (the pusher's ``final_goal_distance``)."""
     summary: dict[str, Any] = {
         "episodes": len(paths),
         "mean_return": float(np.mean([p.episode_return for p in paths])),
@@ -112,8 +116,13 @@ def summarise(paths: list[Rollout], env: gym.Env) -> dict[str, Any]:
         summary["goals_reached"] = int((counts > 0).sum())
     if paths and paths[0].positions is not None:
         summary.update(locomotion(paths, float(getattr(env.unwrapped, "dt", 1.0))))
-    if getattr(env.unwrapped, "goal", None) is not None:
+    base = env.unwrapped
+    if getattr(base, "goal", None) is not None and hasattr(base, "success_radius"):  # the U-maze
         summary["success_rate"] = float(np.mean([p.success for p in paths]))
+    if paths and paths[0].final_goal_distance is not None:
+        distances = [p.final_goal_distance for p in paths]
+        summary["final_goal_distance"] = float(np.mean(distances))
+        summary["std_final_goal_distance"] = float(np.std(distances))
     return summary
 
 
@@ -208,5 +217,5 @@ def evaluate_and_register(
 
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     """The metrics a one-line report shows."""
-    keys = ("mean_return", "success_rate", "goal_counts", "mean_speed", "octants_covered")
+    keys = ("mean_return", "success_rate", "goal_counts", "final_goal_distance", "mean_speed", "octants_covered")
     return {k: metrics[k] for k in keys if k in metrics}

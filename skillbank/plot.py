@@ -228,6 +228,41 @@ def plot_rollouts_beside(panels: dict[str, tuple], out: str | Path, title: str =
     return save_figure(fig, out)
 
 
+PUCK = slice(9, 11)  # the puck's x, y in the pusher's observation (skillbank/envs/pusher.py)
+
+
+def draw_pusher(ax: plt.Axes, env, paths, color: str = "tab:blue") -> None:
+    """The pusher's table from above: the goal's lines (or point), the arm's base, and the puck's path of each
+    rollout from its start (circle) to its end (dot)."""
+    base = env.unwrapped
+    x, y = base.goal
+    if not np.isnan(x):
+        ax.axvline(x, color="tab:green", lw=2, alpha=0.6)
+    if not np.isnan(y):
+        ax.axhline(y, color="tab:green", lw=2, alpha=0.6)
+    for path in paths:
+        puck = path.observations[:, PUCK]
+        ax.plot(puck[:, 0], puck[:, 1], color=color, lw=0.8, alpha=0.6)
+        ax.plot(*puck[0], "o", mfc="none", color=color, ms=4)
+        ax.plot(*puck[-1], "o", color=color, ms=3)
+    ax.plot(0, 0, "ks", ms=7)
+    ax.set(xlim=(-1.8, 1.8), ylim=(-1.8, 1.4), aspect="equal", xlabel="x (m)", ylabel="y (m)")
+
+
+def plot_pushers(panels: dict[str, tuple], out: str | Path, title: str = "") -> Path:
+    """One panel per label, ``(env, rollouts)`` of pusher skills side by side, each titled with its final goal
+    distance on its panel's task."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (ax, (label, (env, paths))) in enumerate(zip(axes[0], panels.items())):
+        draw_pusher(ax, env, paths, colors[i % len(colors)])
+        distance = np.mean([p.final_goal_distance for p in paths])
+        ax.set_title(f"{label}\nfinal goal distance {distance:.2f} m", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, out)
+
+
 def plot_curves(runs: dict[str, list[list[dict[str, float]]]], out: str | Path, metric: str, title: str = "",
                 threshold: float | None = None) -> Path:  # fmt: skip
     """Learning curves: for each method, the mean of ``metric`` over its runs (seeds) against environment

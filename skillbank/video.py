@@ -89,6 +89,8 @@ def _check_out(out: Path, fps: float | None, episodes: int) -> None:
 def camera_config(env: gym.Env, camera: str) -> tuple[dict, bool]:
     """Gymnasium's ``default_camera_config`` for ``camera`` in ``env`` (its walls decide the top view), and whether
     the camera follows the torso."""
+    if hasattr(env.unwrapped, "fingertip"):  # the pusher's table, from above whatever the camera
+        return {"distance": 4.5, "elevation": -90.0, "azimuth": 90.0, "lookat": np.array([0.0, -0.2, 0.0])}, False
     if camera == "track":
         return {"distance": 5.0, "elevation": -30.0, "azimuth": 90.0}, True
     walls = np.asarray(getattr(env.unwrapped, "walls", ()) or [(-3.0, 3.0, -3.0, 3.0)])
@@ -101,8 +103,8 @@ def camera_config(env: gym.Env, camera: str) -> tuple[dict, bool]:
 
 
 class MujocoFrames:
-    """Offscreen frames of a MuJoCo environment, with the goal's disc drawn where the task has one. From above, the
-    floor is plain, so that the walls stand out (and a GIF stays small)."""
+    """Offscreen frames of a MuJoCo environment, with what its ``render_markers()`` adds (an arena's goal, the
+    pusher's lines). From above, the floor is plain, so that the walls stand out (and a GIF stays small)."""
 
     def __init__(self, env_id: str, env_kwargs: dict, camera: tuple[dict, bool]) -> None:
         config, self.follow = camera
@@ -121,13 +123,8 @@ class MujocoFrames:
         base = self.env.unwrapped
         if self.follow:
             self.viewer.cam.lookat[:2] = base.data.body(1).xpos[:2]
-        goal = getattr(base, "goal", None)
-        if goal is not None:  # a marker lasts one frame: added before every render
-            radius = getattr(base, "success_radius", 1.0)
-            self.viewer.add_marker(
-                type=mujoco.mjtGeom.mjGEOM_CYLINDER, pos=np.array([*goal, 0.01]), size=np.array([radius, radius, 0.01]),
-                rgba=np.array([0.1, 0.8, 0.2, 0.5]),
-            )  # fmt: skip
+        for marker in base.render_markers() if hasattr(base, "render_markers") else ():
+            self.viewer.add_marker(**marker)  # a marker lasts one frame: added before every render
         return np.ascontiguousarray(self.env.render())
 
 

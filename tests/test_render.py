@@ -95,8 +95,23 @@ def test_tensorboard_events_hold_the_same_scalars_as_metrics_csv(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run_dir, board = tmp_path / "run", tmp_path / "tb"
-    args = ["train", "multigoal", "--steps", "2000", "--store", str(tmp_path / "store"), "--run-dir", str(run_dir),
-            "--tensorboard", str(board), "--no-progress", "--set", "learning_starts=500", "--set", "batch_size=16"]
+    args = [
+        "train",
+        "multigoal",
+        "--steps",
+        "2000",
+        "--store",
+        str(tmp_path / "store"),
+        "--run-dir",
+        str(run_dir),
+        "--tensorboard",
+        str(board),
+        "--no-progress",
+        "--set",
+        "learning_starts=500",
+        "--set",
+        "batch_size=16",
+    ]
     assert main(args) == 0
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

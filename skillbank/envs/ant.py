@@ -166,6 +166,14 @@ class AntArenaEnv(AntWalkEnv):
         info["success"] = distance <= self.success_radius
         return reward, info
 
+    def render_markers(self) -> list[dict[str, Any]]:
+        """What a video draws beyond the model (:mod:`skillbank.video`): the goal's disc of success."""
+        if self.goal is None:
+            return []
+        r = self.success_radius
+        return [{"type": mujoco.mjtGeom.mjGEOM_CYLINDER, "pos": np.array([*self.goal, 0.01]),
+                 "size": np.array([r, r, 0.01]), "rgba": np.array([0.1, 0.8, 0.2, 0.5])}]  # fmt: skip
+
 
 def quarter_turn_frame(x: float, y: float) -> int:
     """The quarter turn k (0 to 3) nearest the bearing atan2(y, x) of the point (x, y) from the origin."""

@@ -1,0 +1,115 @@
+"""Composition on a robot (issue 36): two pusher skills summed into a third, with no new experience.
+
+    python experiments/pusher.py --store skills_store --steps 500000 --workers 2 --out docs/results/pusher
+
+1. Trains what the store lacks, each in a resumable run directory under ``--runs-dir`` (run the same command again
+   after a crash): SQL skills ``pusher-x`` (the puck to the line x = -1) and ``pusher-y`` (to y = -1) with their
+   replay kept, and ``pusher-xy`` trained directly on the corner (-1, -1) with the same budget.
+2. Composes ``pusher-x-y-sum``: the sum of the two Q-functions, and a fresh SVGD sampler trained on the union of
+   their replay buffers with no environment steps (the composition paper's ``pusher_combine.py``).
+3. Evaluates each skill with 100 rollouts on the combined task, and each constituent on its own line and the other's.
+4. Writes ``OUT/summary.json`` keyed by skill name (``final_goal_distance`` on the combined task, ``env_steps``
+   beyond the constituents, ``wall_time_s``), ``OUT/pushers.png`` (the puck's paths, the skills side by side) and a
+   GIF of each skill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from skillbank import Registry, SkillbankError, render
+from skillbank.bounds import composite_error_bar
+from skillbank.compose import compose
+from skillbank.evaluate import evaluate_and_register, rollouts, summarise
+from skillbank.experiment import run_grid
+from skillbank.jobs import train_spec
+from skillbank.plot import plot_pushers
+from skillbank.registry import Parent
+from skillbank.tasks import load_task
+
+LINES, CORNER, COMPOSITE = ("pusher-x", "pusher-y"), "pusher-xy", "pusher-x-y-sum"
+
+
+def train_missing(registry: Registry, steps: int, workers: int, runs_dir: Path) -> None:
+    """Train (or resume) every pusher skill the store does not hold yet."""
+    jobs = []
+    for name in (*LINES, CORNER):
+        if not registry.find(name=name):
+            spec = train_spec(name, steps=steps, name=name, store=registry.path, keep_replay=name in LINES,
+                              compile=True, checkpoint_every=10_000, eval_every=10_000)  # fmt: skip
+            spec["method"] = "sql"
+            jobs.append((runs_dir / name, spec))
+    if jobs:
+        run_grid(jobs, workers)
+
+
+def composed(registry: Registry, episodes: int) -> tuple[str, float]:
+    """The registered composite of the two line skills (composed now if absent) and its seconds of composing."""
+    if registry.find(name=COMPOSITE):
+        ref = str(registry.resolve(COMPOSITE))
+        return ref, registry.load(ref).description["composition"].get("wall_time_s", float("nan"))
+    skills = [registry.load(name) for name in LINES]
+    replay = registry.replay_union([s.ref for s in skills])
+    if replay is None:
+        raise SkillbankError("pusher-x and pusher-y were registered without replay; train them with --keep-replay")
+    started = time.perf_counter()
+    print("composing: the sampler of the sum on the union of the two buffers ...", flush=True)
+    skill = compose(skills, "sum", sampler="svgd", replay=replay, progress_bar=True)
+    seconds = time.perf_counter() - started
+    skill.description["composition"]["wall_time_s"] = round(seconds, 1)
+    print("certifying the composite from the skills and their data ...", flush=True)
+    skill.description["bounds"] = composite_error_bar(skill, skills, replay, progress=True)
+    parents = [Parent(s.ref, "constituent", {"weight": w}) for s, w in zip(skills, skill.q.weights)]
+    ref = evaluate_and_register(registry, skill, COMPOSITE, episodes, parents=parents,
+                                description="sum of pusher-x and pusher-y")  # fmt: skip
+    return ref, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", type=Path, default=Path("skills_store"))
+    parser.add_argument("--steps", type=int, default=load_task(CORNER).steps, help="training steps of each skill")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runs-dir", type=Path, default=Path.home() / "skillbank-runs" / "pusher")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=Path("docs/results/pusher"))
+    args = parser.parse_args()
+    registry = Registry(args.store)
+    train_missing(registry, args.steps, args.workers, args.runs_dir)
+    composite_ref, compose_seconds = composed(registry, args.episodes)
+    envs = {name: load_task(name).make_env() for name in (*LINES, CORNER)}
+    summary, panels = {"command": "python experiments/pusher.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v
+                                  in vars(args).items())}, {}  # fmt: skip
+    for name in (*LINES, CORNER, COMPOSITE):
+        skill = registry.load(composite_ref if name == COMPOSITE else name)
+        paths = rollouts(skill, args.episodes, seed=0, env=envs[CORNER])
+        training = skill.description.get("training") or {}
+        entry = {
+            "ref": skill.ref,
+            "final_goal_distance": summarise(paths, envs[CORNER])["final_goal_distance"],
+            "env_steps": 0 if name == COMPOSITE else training.get("steps"),
+            "wall_time_s": round(compose_seconds, 1) if name == COMPOSITE else training.get("wall_time_s"),
+        }
+        if name in LINES:
+            entry["on_tasks"] = {task: summarise(rollouts(skill, args.episodes, seed=0, env=envs[task]), envs[task])[
+                "final_goal_distance"] for task in LINES}  # fmt: skip
+            panels[f"{skill.ref} on {name}"] = (envs[name], rollouts(skill, 20, seed=0, env=envs[name]))
+        else:
+            panels[f"{skill.ref} on {CORNER}"] = (envs[CORNER], paths[:20])
+        summary[name] = entry
+        try:
+            entry["video"] = str(render(skill, args.out / f"{name}.gif", task=name if name != COMPOSITE else CORNER,
+                                        episodes=2, every=3).path)  # fmt: skip
+        except SkillbankError as error:  # no OpenGL here: the numbers stand without the video
+            print(f"no video of {name}: {error}")
+        print(name, json.dumps({k: v for k, v in entry.items() if k != "video"}), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot_pushers(panels, args.out / "pushers.png", "the puck's paths: each line skill, the corner skill, their sum")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
