@@ -3,7 +3,7 @@
     python experiments/soft_value_estimators.py ant-walk-sql@1 ant-walk-sql@2 ant-walk-sql@3 --out docs/results
 
 At the states of 10 rollouts of each walker's own sampler (every 8th), in reward units, each estimator with 16
-and 256 particles against 65,536 particles, uniform and from the sampler: ``uniform`` (the paper's), ``sampler``
+and 256 particles against 65,536 uniform particles and 4,096 from the sampler: ``uniform`` (the paper's), ``sampler``
 (half uniform, half around the sampler's actions) and ``sampler-density`` (the sampler's own actions, weighted by
 their log-density through the Jacobian of noise -> action). What matters for the Q target is how much an
 estimator's error varies across states (the gaps' ``sd``) against how much Q varies across the sampler's own
@@ -25,7 +25,8 @@ from skillbank.evaluate import make_skill_env
 from skillbank.losses import sampler_mixture_proposal, soft_value_importance, soft_value_uniform
 
 PARTICLES = 16
-REFERENCE = 65_536
+REFERENCE = 65_536  # uniform particles of the reference value
+DENSITY_REFERENCE = 4_096  # sampler particles of the other reference: each needs its own 8 x 8 Jacobian
 
 
 def visited_states(skill, episodes: int, every: int = 8) -> torch.Tensor:
@@ -66,17 +67,15 @@ def measure(skill, states: torch.Tensor, seed: int = 0) -> dict:
         particles, log_q = skill.sampler.sample_with_log_density(obs, torch.randn(len(obs), m, d, generator=g))
         return soft_value_importance(scaled(obs, particles), log_q)
 
-    references = {
-        name: alpha * chunked(estimate, REFERENCE)
-        for name, estimate in (("uniform", uniform), ("sampler-density", density))
-    }
-    gap = references["sampler-density"] - references["uniform"]
+    references = {f"uniform_{REFERENCE}": alpha * chunked(uniform, REFERENCE),
+                  f"sampler-density_{DENSITY_REFERENCE}": alpha * chunked(density, DENSITY_REFERENCE)}  # fmt: skip
+    gap = references[f"sampler-density_{DENSITY_REFERENCE}"] - references[f"uniform_{REFERENCE}"]
     out = {"references": {"sampler-density minus uniform": {"mean": float(gap.mean()), "sd": float(gap.std())}}}
     for name, estimate in (("uniform", uniform), ("sampler", mixture), ("sampler-density", density)):
         for m in (PARTICLES, 256):
             value = alpha * chunked(estimate, m)
             out[f"{name} {m}"] = {
-                f"gap_to_{ref}_{REFERENCE}": {"mean": float((value - v).mean()), "sd": float((value - v).std())}
+                f"gap_to_{ref}": {"mean": float((value - v).mean()), "sd": float((value - v).std())}
                 for ref, v in references.items()
             }
     spread = skill.q_values(states, skill.sampler(states, torch.randn(len(states), 256, d, generator=g)))
@@ -92,8 +91,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    registry, report = Registry(args.store), {"command": "python experiments/soft_value_estimators.py " +
-                                                         " ".join(args.refs), "skills": {}}  # fmt: skip
+    command = f"python experiments/soft_value_estimators.py {' '.join(args.refs)} --episodes {args.episodes}"
+    registry, report = Registry(args.store), {"command": command, "skills": {}}
     for ref in args.refs:
         skill = registry.load(ref)
         states = visited_states(skill, args.episodes)

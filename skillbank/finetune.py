@@ -68,9 +68,9 @@ def authors_recipe(skill: Skill, env: gym.Env) -> dict[str, Any]:
     }  # fmt: skip
     if skill.description.get("algorithm") == "sql":
         recipe["anneal_alpha_to"] = skill.alpha / 1000
-        # Their Q regressed the scaled reward, so its outputs grew 1000x as the scale was annealed; in those units
-        # our pilots' TD errors grew 4x in 60k steps and the walkers fell apart (docs/results/umaze/pilots.md).
-        # In reward units Q keeps its scale and the temperature acts on the sampler alone, as the recipe intends.
+        # In the public code's units the network predicts Q / alpha, so annealing alpha 1000x leaves the pretrained
+        # critic's Q 1000x too low, to be relearned; in reward units it keeps Q and the temperature acts on the
+        # sampler and the target's scale alone. (Within 80k steps the two did alike: docs/results/umaze/README.md.)
         recipe["overrides"]["q_in_reward_units"] = True
     return recipe
 
@@ -184,6 +184,8 @@ def finetune_spec(
     if recipe is not None:
         if recipe not in RECIPES:
             raise SkillbankError(f"unknown --recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+        if skill.description.get("algorithm") not in ("sql", "sac"):
+            raise SkillbankError("--recipe authors fine-tunes a maximum-entropy skill (SQL or SAC), not a DDPG one")
         given = {"warmup": warmup if warmup != WARMUP else None, "anneal_alpha_to": anneal_alpha_to,
                  "anneal_steps": anneal_steps or None, "heads": heads or None, "heads_final": heads_final}  # fmt: skip
         values = authors_recipe(skill, task.make_env())

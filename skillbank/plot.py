@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -276,12 +277,13 @@ def plot_curves(runs: dict[str, list[list[dict[str, float]]]], out: str | Path, 
         steps = np.unique(np.concatenate([c[:, 0] for c in curves]))
         steps = steps[steps <= min(c[-1, 0] for c in curves)]  # where every run has got to
         values = np.stack([np.interp(steps, c[:, 0], c[:, 1]) for c in curves])
-        (line,) = ax.plot(steps, values.mean(0), label=f"{method} ({len(curves)} run{'s' * (len(curves) > 1)})")
+        label = textwrap.fill(f"{method} ({len(curves)} run{'s' * (len(curves) > 1)})", 90)  # a recipe's long name
+        (line,) = ax.plot(steps, values.mean(0), label=label)
         if len(curves) > 1:
             ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
     if threshold is not None:
         ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:g}")
     ax.set(xlabel="environment steps", ylabel=metric.replace("_", " "), title=title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.2))  # below the axes: the curves stay in view
     ax.grid(alpha=0.3)
     return save_figure(fig, out)

@@ -8,7 +8,7 @@ from gymnasium.utils.env_checker import check_env
 import skillbank.envs  # noqa: F401
 
 ANT_TASKS = ["skillbank/AntWalk-v0", "skillbank/AntHallwayWide-v0", "skillbank/AntHallwayNarrow-v0",
-             "skillbank/AntUMaze-v0"]  # fmt: skip
+             "skillbank/AntUMaze-v0", "skillbank/AntUMaze-v1"]  # fmt: skip
 
 
 @pytest.mark.parametrize("env_id", ANT_TASKS)
@@ -71,6 +71,21 @@ def test_the_u_maze_rewards_the_goal_and_reports_success():
     base.set_state(qpos, np.zeros_like(base.data.qvel))
     _, _, _, _, info = env.step(np.zeros(8))
     assert info["success"] and info["reward_goal"] > 9
+
+
+def test_the_fair_u_maze_pays_the_authors_survive_bonus_so_standing_still_earns_little():
+    returns = {}
+    for version in ("v0", "v1"):
+        env = gym.make(f"skillbank/AntUMaze-{version}")
+        env.reset(seed=0)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, info = env.step(np.zeros(8))
+            total, done = total + reward, terminated or truncated
+        returns[version] = total
+        assert info["reward_survive"] == (1.0 if version == "v0" else 0.05)
+    # 400 steps at the start: the goal's 0.1 a step, and the survive bonus
+    assert returns["v0"] == pytest.approx(449, abs=2) and returns["v1"] == pytest.approx(70, abs=2)
 
 
 def test_a_body_in_a_plane_reports_its_speed_along_x():

@@ -51,7 +51,7 @@ def test_finetune_records_the_new_task_its_experience_and_its_steps():
     pretrained = walker(SQL).skill
     algo = finetune(pretrained, "ant-umaze", steps=150, warmup=50, anneal_alpha_to=0.01, anneal_steps=100)
     task = algo.skill.description["task"]
-    assert task["name"] == "ant-umaze" and task["env_id"] == "skillbank/AntUMaze-v0"
+    assert task["name"] == "ant-umaze" and task["env_id"] == "skillbank/AntUMaze-v1"
     assert algo.num_timesteps == 150 and len(algo.buffer) == 150 and algo.num_updates == 101
     assert algo.skill.description["training"]["steps"] == 150
     assert algo.skill.description["pretraining"]["steps"] == 60

@@ -18,8 +18,9 @@ PUSHER_ID = "skillbank/Pusher-v0"
 # (which reward speed, 29 m long: more than 10 s of walking) keep them; the U-maze's path from the start to the
 # goal is about 10.5 m, so it gets 20 s, in which a 0.5 m/s walker arrives with time to stay.
 # Control and contact costs are 10x lower than Ant-v5's in the walk and in the arenas alike: the authors' walk
-# charged about 0.005 per unit of squared action (REFERENCE 6), Ant-v5 0.5, and at 0.5 a max-ent walker's
-# exploration noise cost it 0.7 per step, more than its walking earned (SQL, alpha 0.03, 300k steps).
+# charged about 0.005 per unit of squared action (florensacc/rllab-curriculum, sandbox/tuomas/mddpg), Ant-v5 0.5,
+# and at 0.5 a max-ent walker's exploration noise cost it 0.7 per step, more than its walking earned (SQL, alpha
+# 0.03, 300k steps).
 ANT_COSTS = {"ctrl_cost_weight": 0.05, "contact_cost_weight": 5e-5}
 # The U-maze's v1 is the authors' (florensacc/rllab-curriculum, sandbox/haoran/mddpg): a survive bonus of 0.05 per
 # step instead of Ant-v5's healthy reward of 1 (with 1, standing still at the start earned 449 of v0's threshold of

@@ -3,9 +3,9 @@
 ``AntWalkEnv`` rewards the torso's progress away from the start in any direction, on empty ground: the
 pretraining task of a general walking skill. ``AntArenaEnv`` adds walls (2 m high boxes, built into the
 model with :class:`mujoco.MjSpec`); the hallways reward progress like the walk, the U-maze a Gaussian
-around its goal. Geometry and rewards follow the authors' experiment scripts (REFERENCE section 6), but
-for one change: they rewarded the instantaneous speed ``||v_xy||``, which a noisy policy collects by
-jittering in place (measured here: SQL after 1.35M steps earned 0.7 to 0.9 m/s of it while its
+around its goal. Geometry and rewards follow the authors' experiment scripts (florensacc/rllab-curriculum,
+sandbox/haoran/mddpg), but for one change: they rewarded the instantaneous speed ``||v_xy||``, which a
+noisy policy collects by jittering in place (measured here: SQL after 1.35M steps earned 0.7 to 0.9 m/s of it while its
 torso's displacement speed was 0.2 m/s), so ours rewards the growth of the distance from the origin,
 whose sum over an episode is the distance covered. Unlike Ant-v5 alone, a body that has flipped over
 ends the episode.
@@ -13,10 +13,7 @@ ends the episode.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.spaces import Box
 
+from skillbank.envs.models import model_file
 from skillbank.symmetry import ant_quarter_turn
 
 WALL_HEIGHT = 2.0
@@ -68,14 +66,7 @@ def ant_with_walls(walls: Sequence[Rectangle]) -> str:
             size=[(x1 - x0) / 2, (y1 - y0) / 2, WALL_HEIGHT / 2],
             pos=[(x0 + x1) / 2, (y0 + y1) / 2, WALL_HEIGHT / 2],
         )  # fmt: skip
-    xml = spec.to_xml()
-    path = Path(tempfile.gettempdir()) / "skillbank-arenas" / f"ant-{hashlib.sha256(xml.encode()).hexdigest()[:16]}.xml"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(xml)
-        temporary.replace(path)  # atomic: parallel workers never read a half-written model
-    return str(path)
+    return model_file(spec.to_xml(), "ant")
 
 
 class AntWalkEnv(AntEnv):

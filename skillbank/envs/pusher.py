@@ -15,16 +15,14 @@ coordinates) and ``arm_distance`` (the fingertip's to the puck).
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import mujoco
 import numpy as np
 from gymnasium.envs.mujoco import MujocoEnv
 from gymnasium.spaces import Box
+
+from skillbank.envs.models import model_file
 
 # Links of 0.8, 0.6 and 0.4 m from a base at the origin reach 1.8 m: behind the puck anywhere on its way from the
 # start region to the lines x = -1 and y = -1. Arm and puck collide; the links do not collide with each other.
@@ -73,18 +71,6 @@ PUCK_LOW, PUCK_HIGH = np.array([0.3, -1.0]), np.array([1.0, -0.4])
 PUCK_AWAY_FROM, PUCK_MIN_DISTANCE = np.array([1.0, -1.0]), 0.45
 
 
-def model_path() -> str:
-    """The model written once to a temporary folder (MujocoEnv takes a file)."""
-    digest = hashlib.sha256(MODEL.encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / "skillbank-models" / f"pusher-{digest}.xml"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(MODEL)
-        temporary.replace(path)  # atomic: parallel workers never read a half-written model
-    return str(path)
-
-
 class PusherEnv(MujocoEnv):
     """The composition paper's pusher; ``goal_x`` and ``goal_y`` are the goal's coordinates, ``"any"`` where free."""
 
@@ -109,7 +95,7 @@ class PusherEnv(MujocoEnv):
         observation_space = Box(-np.inf, np.inf, shape=(12,), dtype=np.float64)
         kwargs.setdefault("default_camera_config", {"distance": 4.5, "elevation": -90.0, "azimuth": 90.0,
                                                     "lookat": np.array([0.0, -0.2, 0.0])})  # fmt: skip
-        super().__init__(model_path(), 5, observation_space=observation_space, **kwargs)
+        super().__init__(model_file(MODEL, "pusher"), 5, observation_space=observation_space, **kwargs)
 
     @property
     def puck(self) -> np.ndarray:
