@@ -1,7 +1,9 @@
 """skillbank: pretrain, store, compose and fine-tune maximum-entropy RL skills."""
 
+from skillbank.compose import compose
 from skillbank.ddpg import DDPG
 from skillbank.errors import IntegrityError, NotFoundError, SkillbankError, SkillFormatError
+from skillbank.finetune import finetune
 from skillbank.registry import Parent, Registry
 from skillbank.sac import SAC
 from skillbank.skill import Skill
@@ -22,5 +24,7 @@ __all__ = [
     "SkillFormatError",
     "SkillbankError",
     "__version__",
+    "compose",
+    "finetune",
     "render",
 ]

@@ -284,6 +284,6 @@ def plot_curves(runs: dict[str, list[list[dict[str, float]]]], out: str | Path, 
     if threshold is not None:
         ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:g}")
     ax.set(xlabel="environment steps", ylabel=metric.replace("_", " "), title=title)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.2))  # below the axes: the curves stay in view
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.3))  # below the axes: the curves stay in view
     ax.grid(alpha=0.3)
     return save_figure(fig, out)
