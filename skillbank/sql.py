@@ -244,14 +244,14 @@ class SQL(OffPolicyAlgorithm):
         :meth:`~skillbank.offpolicy.OffPolicyAlgorithm.target_noise`'s."""
         obs, actions, rewards, next_obs, terminals = batch
         config, q = self.config, self.skill.q.net
-        particles, log_proposal = self.soft_value_particles(next_obs, uniform, noise[:, config.kernel_particles :])
-        noise = noise[:, : config.kernel_particles]
+        noise, proposal_noise = noise[:, : config.kernel_particles], noise[:, config.kernel_particles :]
         # Eq. (11): squared soft Bellman error against the target network; its gradient in Q is -td / B.
         q_pred, record = q.forward_recorded(actions, context=obs)
         if config.q_target == "max":
             target = max_bellman_target(self.q_target, self.skill.sampler, rewards, next_obs, terminals,
                                         target_noise, config.gamma, 1 / self.alpha, target_mask)  # fmt: skip
         else:
+            particles, log_proposal = self.soft_value_particles(next_obs, uniform, proposal_noise)
             target = soft_bellman_target(
                 self.q_target, rewards, next_obs, terminals, particles, self.alpha, config.gamma, log_proposal
             )
