@@ -36,6 +36,9 @@ def _recipe_options(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="anneal the heads linearly to this many over --anneal-steps (default: keep --heads)",
     )
+    p.add_argument("--head-select", choices=["uniform", "greedy"],
+                   help="which head acts (with --heads): uniform, one at random per step (the authors'), or greedy, "
+                        "the one with the highest Q, the policy a --q-target max values (default uniform)")  # fmt: skip
     p.add_argument("--q-target", choices=["soft", "max"],
                    help="the Q target: soft (the skill's algorithm, the default) or max, the greatest target Q over "
                         "the heads (the authors' fine-tuning)")  # fmt: skip

@@ -25,7 +25,7 @@ temperature) fixed for that many first updates, so that it improves against a cr
 task first: skillbank's own probes, not the authors'.
 
 >>> algo = finetune(registry.load("ant-walk-sql"), "ant-umaze", steps=200_000)   # doctest: +SKIP
->>> registry.register(algo.skill, "ant-umaze-finetuned", parents=[Parent(ref, "fine-tuned-from")])   # doctest: +SKIP
+>>> registry.register(algo.policy, "ant-umaze-finetuned", parents=[Parent(ref, "fine-tuned-from")])   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import torch
 from skillbank.composite import CompositeQ
 from skillbank.envs import make_env
 from skillbank.errors import SkillbankError
-from skillbank.networks import DeterministicPolicy, GaussianSampler, SoftQ, SVGDSampler
+from skillbank.networks import DeterministicPolicy, GaussianSampler, HeadsSampler, SoftQ, SVGDSampler
 from skillbank.offpolicy import OffPolicyAlgorithm, env_description
 from skillbank.registry import Registry
 from skillbank.skill import Skill, box_to_json, build_q
@@ -53,7 +53,16 @@ WARMUP = 10_000  # transitions the fine-tuned skill collects before its first up
 NETWORK_KEYS = {"hidden", "critics"}  # hyperparameters that shape the pretrained networks
 # how a job fine-tunes beyond keeping every network and training all (the grid's method finetune takes them too);
 # in a job's spec where set, so that the jobs (and run ids) of the plain recipe stay as they were
-RECIPE = ("recipe", "fresh_critic", "critic_warmup", "anneal_alpha_to", "anneal_steps", "heads", "heads_final")
+RECIPE = (
+    "recipe",
+    "fresh_critic",
+    "critic_warmup",
+    "anneal_alpha_to",
+    "anneal_steps",
+    "heads",
+    "heads_final",
+    "head_select",
+)
 RECIPES = ("authors",)
 
 
@@ -133,6 +142,7 @@ def finetune(
     critic_warmup: int = 0,
     heads: int = 0,
     heads_final: int | None = None,
+    head_select: str | None = None,
     recipe: str | None = None,
     overrides: dict[str, Any] | None = None,
     compile: bool = False,
@@ -148,7 +158,8 @@ def finetune(
     algo = build_finetune(finetune_spec(skill, task, steps=steps, seed=seed, warmup=warmup,
                                         anneal_alpha_to=anneal_alpha_to, anneal_steps=anneal_steps,
                                         fresh_critic=fresh_critic, critic_warmup=critic_warmup, heads=heads,
-                                        heads_final=heads_final, recipe=recipe, overrides=overrides,
+                                        heads_final=heads_final, head_select=head_select, recipe=recipe,
+                                        overrides=overrides,
                                         compile=compile, device=device), skill)  # fmt: skip
     return algo.learn(steps, progress_bar=progress_bar)
 
@@ -166,6 +177,7 @@ def finetune_spec(
     critic_warmup: int = 0,
     heads: int = 0,
     heads_final: int | None = None,
+    head_select: str | None = None,
     recipe: str | None = None,
     overrides: dict[str, Any] | None = None,
     name: str | None = None,
@@ -207,6 +219,8 @@ def finetune_spec(
         raise SkillbankError(f"--critic-warmup takes a number of updates, 0 or more, got {critic_warmup}")
     if heads < 0 or (heads_final is not None and not 1 <= heads_final <= heads):
         raise SkillbankError(f"--heads {heads} --heads-final {heads_final}: need 1 <= heads-final <= heads")
+    if head_select is not None and (not heads or head_select not in HeadsSampler.SELECT):
+        raise SkillbankError(f"--head-select {head_select}: choose from {', '.join(HeadsSampler.SELECT)}, with --heads")
     if heads and algorithm == "ddpg":
         raise SkillbankError("--heads freezes a stochastic policy's noise; a DDPG skill has none")
     hyperparameters = dict(skill.description.get("hyperparameters", {}))
@@ -226,6 +240,7 @@ def finetune_spec(
     # only where they differ from the authors' recipe, so that the jobs (and run ids) of that recipe stay as they were
     options = {k: v for k, v in (("recipe", recipe), ("fresh_critic", fresh_critic), ("critic_warmup", critic_warmup),
                                  ("heads", heads), ("heads_final", heads_final if heads else None),
+                                 ("head_select", head_select if head_select != "uniform" else None),
                                  ("set", overrides)) if v}  # fmt: skip
     return {
         "kind": "finetune", "pretrained": getattr(skill, "ref", None), "task": str(task.path.resolve()),
@@ -244,6 +259,8 @@ def build_finetune(spec: dict[str, Any], skill: Skill | None = None) -> OffPolic
     if skill is None:
         skill = Registry(spec["pretrained_store"]).load(spec["pretrained"])
     env = make_env(spec["env_id"], spec["env_kwargs"])
+    if isinstance(skill.sampler, HeadsSampler):  # a skill fine-tuned with heads trains on as its sampler
+        skill = Skill(skill.q, skill.sampler.base, skill.description)
     skill = widen(skill, box_to_json(env.observation_space))
     skill.description["task"] = {"name": spec["task_name"], **env_description(env), "env_id": spec["env_id"],
                                  "env_kwargs": spec["env_kwargs"]}  # fmt: skip
@@ -260,7 +277,8 @@ def build_finetune(spec: dict[str, Any], skill: Skill | None = None) -> OffPolic
                compile=spec["compile"], device=spec["device"])  # fmt: skip
     algo.policy_frozen_updates = spec.get("critic_warmup", 0)
     if spec.get("heads"):
-        algo.freeze_heads(spec["heads"], spec.get("heads_final"), spec["anneal_steps"])
+        select = spec.get("head_select", "uniform")
+        algo.freeze_heads(spec["heads"], spec.get("heads_final"), spec["anneal_steps"], select)
     if spec.get("anneal_alpha_to") is not None:
         algo.alpha_schedule = log_linear(algo.config.alpha, spec["anneal_alpha_to"], spec["anneal_steps"])
     return algo

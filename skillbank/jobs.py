@@ -136,7 +136,7 @@ def evaluator(spec: dict[str, Any]):
     without touching the algorithm's random generator (so evaluating never changes training)."""
 
     def run(algo: OffPolicyAlgorithm) -> dict[str, float]:
-        summary = evaluate(algo.skill, spec["eval_episodes"], seed=10_000 + spec["seed"])
+        summary = evaluate(algo.policy, spec["eval_episodes"], seed=10_000 + spec["seed"])
         out = {"eval_return": summary["mean_return"]}
         for key, column in (("success_rate", "eval_success_rate"), ("mean_speed", "eval_speed"),
                             ("octants_covered", "eval_octants")):  # fmt: skip
@@ -169,9 +169,9 @@ def train_job(run_dir: str | Path, progress_bar: bool = False, threads: int | No
     temporary = run.path / f".{RESULT_DIR}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
-    metrics = evaluate_into(algo.skill, load_task(spec["task"]).episodes, spec["seed"] + 10_000,
+    metrics = evaluate_into(algo.policy, load_task(spec["task"]).episodes, spec["seed"] + 10_000,
                             temporary / ROLLOUTS_FILE)  # fmt: skip
-    algo.skill.save(temporary / "skill")
+    algo.policy.save(temporary / "skill")
     if spec.get("keep_replay"):
         algo.buffer.save_hdf5(temporary / REPLAY_FILE)
     summary = {
@@ -244,8 +244,8 @@ def register_checkpoint(
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         episodes = load_task(spec["task"]).episodes if episodes is None else episodes
-        evaluate_into(algo.skill, episodes, spec["seed"] + 10_000, Path(tmp) / ROLLOUTS_FILE)
-        algo.skill.save(Path(tmp) / "skill")
+        evaluate_into(algo.policy, episodes, spec["seed"] + 10_000, Path(tmp) / ROLLOUTS_FILE)
+        algo.policy.save(Path(tmp) / "skill")
         files = {file: (Path(tmp) / "skill" / file).read_bytes() for file in (DESCRIPTION_FILE, WEIGHTS_FILE)}
         files[ROLLOUTS_FILE] = (Path(tmp) / ROLLOUTS_FILE).read_bytes()
     result = {"run_id": f"{run.run_id}@{found.step}", "files": files}

@@ -181,6 +181,48 @@ class DeterministicPolicy(nn.Module):
         return {"type": self.kind, "hidden": self.net.hidden}
 
 
+class HeadsSampler(nn.Module):
+    """A trained sampler frozen to ``count`` fixed noise draws ("heads"), as the SQL authors fine-tuned their
+    walker: the policy's actions are ``f(s, xi_k)`` for those draws only. ``select`` says which head acts:
+    ``uniform``, one at random per action (the authors' policy); ``greedy``, the head whose action has the
+    highest Q at that state, the policy whose value a max target over the heads estimates. Both need the skill's
+    Q (``needs_target``), so that the skill samples it as it samples any policy (:meth:`Skill.sample_actions`)."""
+
+    kind = "heads"
+    needs_target = True
+    SELECT = ("uniform", "greedy")
+
+    def __init__(self, base: nn.Module, heads: torch.Tensor | int, select: str = "uniform") -> None:
+        super().__init__()
+        if select not in self.SELECT:
+            raise ValueError(f"heads select {select!r}: choose from {', '.join(self.SELECT)}")
+        self.parts = nn.ModuleList([base])
+        self.obs_dim, self.act_dim, self.select = base.obs_dim, base.act_dim, select
+        # given heads are kept as a view, not a copy, so that a run restored from a checkpoint acts from its own
+        self.register_buffer("heads", torch.zeros(heads, base.act_dim) if isinstance(heads, int) else heads.detach())
+
+    @property
+    def base(self) -> nn.Module:
+        return self.parts[0]
+
+    def head_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        """Every head's action at each state: (B, count, d)."""
+        return self.base(obs, self.heads.expand(obs.shape[0], *self.heads.shape))
+
+    def forward(self, obs: torch.Tensor, noise: torch.Tensor, log_density, generator=None) -> torch.Tensor:
+        """``noise.shape[1]`` actions per state (B, n, d), each from a head chosen by :attr:`select`."""
+        actions = self.head_actions(obs)
+        batch, n = noise.shape[:2]
+        if self.select == "greedy":
+            chosen = log_density(obs, actions).argmax(1, keepdim=True).expand(batch, n)
+        else:
+            chosen = torch.randint(self.heads.shape[0], (batch, n), generator=generator, device=obs.device)
+        return actions.gather(1, chosen.unsqueeze(-1).expand(batch, n, self.act_dim))
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": self.kind, "parts": [self.base.spec()], "count": self.heads.shape[0], "select": self.select}
+
+
 SAMPLERS: dict[str, type[nn.Module]] = {
     "svgd": SVGDSampler,
     "gaussian": GaussianSampler,

@@ -23,6 +23,7 @@ from skillbank.buffer import ReplayBuffer
 from skillbank.config import Config
 from skillbank.envs import make_env
 from skillbank.errors import SkillbankError
+from skillbank.networks import HeadsSampler
 from skillbank.private_ops import FusedAdam
 from skillbank.skill import Skill
 from skillbank.symmetry import Augmentation, check_symmetry
@@ -98,6 +99,8 @@ class OffPolicyAlgorithm:
         self.noise = torch.zeros(self.skill.action_dim, device=self.device)  # the OU process's state
         self.heads: torch.Tensor | None = None  # the frozen policy's noise draws (:meth:`freeze_heads`)
         self.heads_schedule: Callable[[int], int] | None = None
+        self.head_select = "uniform"
+        self._policy: Skill | None = None
         skill.description.setdefault("task", {}).update(env_description(self.env))
         skill.description["hyperparameters"] = self.config.to_dict()
         self.setup(compile)
@@ -122,12 +125,16 @@ class OffPolicyAlgorithm:
         """Whether this update leaves the policy (and a tuned temperature) as it is."""
         return self.num_updates < self.policy_frozen_updates
 
-    def freeze_heads(self, heads: int, heads_final: int | None = None, anneal_steps: int = 0) -> None:
+    def freeze_heads(
+        self, heads: int, heads_final: int | None = None, anneal_steps: int = 0, select: str = "uniform"
+    ) -> None:
         """Act from ``heads`` fixed noise draws instead of fresh noise, as the SQL authors fine-tuned ("make it like
-        DDPG"): every draw of the policy's noise (collecting, the policy's update, a ``q_target`` "max") is one
-        of the first :meth:`active_heads` draws, chosen uniformly. Their number goes linearly from ``heads`` to
-        ``heads_final`` over ``anneal_steps`` environment steps. The draws come from the run's generator and are
-        checkpointed."""
+        DDPG"): every draw of the policy's noise (the policy's update, a ``q_target`` "max") is one of the first
+        :meth:`active_heads` draws, and the action taken is the head ``select`` picks (:class:`HeadsSampler`:
+        uniform, or greedy in Q). Their number goes linearly from ``heads`` to ``heads_final`` over
+        ``anneal_steps`` environment steps. The draws come from the run's generator and are checkpointed."""
+        if select not in HeadsSampler.SELECT:
+            raise SkillbankError(f"--head-select {select!r}: choose from {', '.join(HeadsSampler.SELECT)}")
         final = heads if heads_final is None else heads_final
         if not 1 <= final <= heads:
             raise SkillbankError(f"--heads {heads} --heads-final {final}: need 1 <= heads-final <= heads")
@@ -135,11 +142,24 @@ class OffPolicyAlgorithm:
             raise SkillbankError("--heads freezes a stochastic policy's noise; a DDPG skill has none")
         self.heads = torch.randn(heads, self.skill.action_dim, generator=self.rng, device=self.device)
         self.heads_schedule = linear_count(heads, final, anneal_steps)
+        self.head_select = select
 
     def active_heads(self) -> int:
         """How many of the frozen heads the policy draws from at the current step."""
         assert self.heads_schedule is not None
         return self.heads_schedule(self.num_timesteps)
+
+    @property
+    def policy(self) -> Skill:
+        """The skill as it acts now: the trained skill itself, or, with frozen heads, a view of it (the same
+        networks) whose sampler acts from the active heads. This is what is evaluated and registered."""
+        if self.heads is None:
+            return self.skill
+        count = self.active_heads()
+        if self._policy is None or self._policy.sampler.heads.shape[0] != count:
+            sampler = HeadsSampler(self.skill.sampler, self.heads[:count], self.head_select)
+            self._policy = Skill(self.skill.q, sampler, self.skill.description)
+        return self._policy
 
     def policy_noise(self, batch_size: int, n: int) -> torch.Tensor:
         """``n`` draws of the policy's noise per state, (B, n, d): N(0, I), or the active frozen heads."""
@@ -163,11 +183,7 @@ class OffPolicyAlgorithm:
         """The action taken while collecting, in [-1, 1]^d: a sample of the skill's own policy, plus, for a
         configuration with ``ou_sigma`` above 0, Ornstein-Uhlenbeck noise ``x <- x - theta x + sigma N(0, I)``
         (clipped to the box): temporally correlated, so that it pushes the body in one way for a while."""
-        if self.heads is None:
-            action = self.skill.act_normalised(obs, self.rng)
-        else:
-            obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device).reshape(1, -1)
-            action = self.skill.sampler(obs_t, self.policy_noise(1, 1))[0, 0].cpu().numpy()
+        action = self.policy.act_normalised(obs, self.rng)
         sigma = getattr(self.config, "ou_sigma", 0.0)
         if sigma == 0:
             return action

@@ -23,7 +23,7 @@ from torch import nn
 from skillbank.composite import CompositeQ, ResamplingSampler
 from skillbank.errors import SkillFormatError
 from skillbank.losses import soft_value_uniform
-from skillbank.networks import SAMPLERS, SoftQ
+from skillbank.networks import SAMPLERS, HeadsSampler, SoftQ
 
 FORMAT_VERSION = 1
 DESCRIPTION_FILE = "skill.json"
@@ -56,6 +56,11 @@ def build_sampler(spec: dict[str, Any], obs_dim: int, act_dim: int) -> nn.Module
         parts = [build_sampler(part, obs_dim, act_dim) for part in spec["parts"]]
         options = {k: spec[k] for k in ("proposals", "uniform_fraction", "langevin_steps", "step_size")}
         return ResamplingSampler(parts, **options)
+    if spec["type"] == HeadsSampler.kind:
+        if len(spec["parts"]) != 1 or spec["select"] not in HeadsSampler.SELECT:
+            raise ValueError(f"a heads sampler has one part and selects {' or '.join(HeadsSampler.SELECT)}")
+        count = _count(spec["count"], "networks.sampler.count", 1, MAX_HEADS)
+        return HeadsSampler(build_sampler(spec["parts"][0], obs_dim, act_dim), count, spec["select"])
     if spec["type"] not in SAMPLERS:
         raise ValueError(f"unknown sampler type {spec['type']!r}")
     return SAMPLERS[spec["type"]](obs_dim, act_dim, spec["hidden"])
@@ -64,6 +69,7 @@ def build_sampler(spec: dict[str, Any], obs_dim: int, act_dim: int) -> nn.Module
 MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights: far above any skill here, far below a machine's memory
 MAX_WIDTH, MAX_LAYERS, MAX_PARTS, MAX_DEPTH, MAX_DIM = 1_000_000, 64, 64, 8, 100_000
 MAX_HEADER = 16 << 20  # bytes of a safetensors header
+MAX_HEADS = 1024
 
 
 def _count(value: Any, what: str, low: int, high: int) -> int:

@@ -114,3 +114,26 @@ def test_a_run_with_the_recipe_killed_and_resumed_ends_bit_for_bit(walkers, algo
     a, b = whole.state_tensors(), second.state_tensors()
     assert "heads" in a and all(torch.equal(a[k], b[k]) for k in a)
     assert second.active_heads() == 1
+
+
+@pytest.mark.parametrize("algo", ["sql", "sac"])
+def test_greedy_heads_act_from_the_head_of_highest_q_and_the_skill_keeps_its_heads(walkers, algo, tmp_path):
+    store, refs = walkers
+    spec = recipe_spec(store, refs[algo], heads=6, heads_final=6, head_select="greedy", overrides={"ou_sigma": 0.0})
+    assert spec["head_select"] == "greedy" and "head_select" not in recipe_spec(store, refs[algo])
+    finetuned = build_finetune(spec)
+    obs = finetuned.env.reset(seed=0)[0]
+    obs_t = torch.as_tensor(obs, dtype=torch.float32)[None]
+    with torch.no_grad():
+        heads = finetuned.skill.sampler(obs_t, finetuned.heads[None])
+        best = heads[0, finetuned.skill.q_values(obs_t, heads)[0].argmax()]
+    assert np.allclose(finetuned.explore(obs), best.numpy(), atol=1e-6)
+    # the policy registered is the one that acted: its heads and its rule travel with it, as data
+    ref = Registry(store).register(finetuned.policy, "greedy-walker")
+    loaded = Registry(store).load(ref)
+    assert loaded.sampler.spec() == {**loaded.sampler.spec(), "type": "heads", "count": 6, "select": "greedy"}
+    assert np.allclose(loaded.act_normalised(obs), best.numpy(), atol=1e-6)
+    again = build_finetune(finetune_spec(loaded, ARENA, steps=240, seed=3, store=store))  # trains its sampler on
+    assert again.heads is None and again.skill.sampler.kind == finetuned.skill.sampler.kind
+    with pytest.raises(SkillbankError, match="--head-select"):
+        finetune_spec(loaded, ARENA, steps=240, store=store, head_select="greedy")  # no heads to select from
