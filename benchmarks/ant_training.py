@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from skillbank import checkpoint
-from skillbank.tasks import load_task
+from skillbank.runs import checkpoint
+from skillbank.runs.tasks import load_task
 
 ALGORITHMS = {"sql": "ant-walk", "sac": "ant-walk", "ddpg": "ant-hallway-wide"}
 
@@ -60,8 +60,8 @@ def checkpoint_cost() -> dict[str, float]:
 WORKERS = """
 import resource, sys
 from pathlib import Path
-from skillbank.experiment import grid, run_grid
-from skillbank.registry import Registry
+from skillbank.workflows.experiment import grid, run_grid
+from skillbank.store.registry import Registry
 out = Path(sys.argv[1])
 jobs = grid(None, Registry(out / "none"), ["ant-hallway-wide"], ["sql-scratch", "sac-scratch", "ddpg-scratch"],
             1, 3000, out, eval_every=1500, eval_episodes=1)

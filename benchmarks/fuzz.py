@@ -1,4 +1,4 @@
-"""The long run of the format fuzzer (tests/test_formats.py runs 2000 cases per format in CI).
+"""The long run of the format fuzzer (tests/store/test_formats.py runs 2000 cases per format in CI).
 
     python benchmarks/fuzz.py [--cases 20000] [--seed 1] [--json]
 

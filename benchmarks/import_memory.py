@@ -22,19 +22,19 @@ import numpy as np
 
 IMPORT = """
 import resource, sys, time
-from skillbank.registry import Registry
+from skillbank.store.registry import Registry
 start = time.perf_counter()
 mapping = Registry(sys.argv[2]).import_(sys.argv[1], max_size=8 << 30)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - start, list(mapping.values())[0])
 """
 
-BASELINE = "import resource, skillbank.registry; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+BASELINE = "import resource, skillbank.store.registry; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 
 
 def big_export(root: Path, gigabytes: float) -> Path:
     """An export archive of a tiny skill whose replay buffer is ``gigabytes`` of incompressible rows."""
     from skillbank import Registry
-    from skillbank.buffer import ReplayBuffer
+    from skillbank.algos.buffer import ReplayBuffer
     from tests.conftest import tiny_skill
 
     source = Registry(root / "source")

@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from skillbank import SAC, SQL, losses
-from skillbank.buffer import ReplayBuffer
-from skillbank.private_ops import polyak_update
+from skillbank import SAC, SQL
+from skillbank.algos import losses
+from skillbank.algos.buffer import ReplayBuffer
+from skillbank.nn.private_ops import polyak_update
 
 ENV_ID = "Ant-v5"
 SAC_SIZES = dict(hidden=[256, 256], batch_size=256)
@@ -49,7 +50,7 @@ OURS = {
     "sql_128_eager": (SQL, SQL_SIZES, False),
     "sql_256": (SQL, SQL_256_SIZES, True),
 }
-# Autograd on skillbank.losses, compiled: (class, sizes), measured against the hand-written compiled path.
+# Autograd on skillbank.algos.losses, compiled: (class, sizes), measured against the hand-written compiled path.
 AUTOGRAD = {"sac_autograd": (SAC, SAC_SIZES), "sql_128_autograd": (SQL, SQL_SIZES)}
 
 
@@ -86,7 +87,7 @@ def ours(cls, env: gym.Env, sizes: dict, compile: bool):
 
 
 def autograd(cls, env: gym.Env, sizes: dict):
-    """The same networks trained by autograd on :mod:`skillbank.losses`, each loss compiled with
+    """The same networks trained by autograd on :mod:`skillbank.algos.losses`, each loss compiled with
     ``torch.compile`` and stepped by ``torch.optim.Adam(fused=True)``: the path the hand-written
     backward has to beat to be kept."""
     algo = cls(env, buffer_size=4096, **sizes)

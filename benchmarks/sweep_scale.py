@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from skillbank.jobs import register_result
-from skillbank.registry import Registry
-from skillbank.runs import Run
-from skillbank.sweep import sweep
+from skillbank.runs.jobs import register_result
+from skillbank.runs.run import Run
+from skillbank.runs.sweep import sweep
+from skillbank.store.registry import Registry
 
 GRID = {"alpha": [1.0, 10.0]}
 
@@ -43,7 +43,7 @@ def ray_startup() -> float:
 
 def registration_rate(root: Path, count: int = 200) -> float:
     """Registrations per second of one finished run's result under ``count`` distinct run ids."""
-    from skillbank.jobs import _read_result
+    from skillbank.runs.jobs import _read_result
 
     run = Run(next((root / "runs-local-1").glob("sweep-*/*")))
     result, registry = _read_result(run), Registry(root / "store-rate")

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skillbank import checkpoint, jobs
 from skillbank.envs.ant import quarter_turn_frame
-from skillbank.evaluate import locomotion, make_skill_env, rollouts, task_env
-from skillbank.plot import plot_headings
-from skillbank.registry import Registry
+from skillbank.runs import checkpoint, jobs
+from skillbank.runs.evaluate import locomotion, make_skill_env, rollouts, task_env
+from skillbank.store.registry import Registry
+from skillbank.viz.plot import plot_headings
 
 
 def from_run(run_dir: Path):

@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skillbank.bounds import certify, coverage_on_grid
-from skillbank.certified import own_error, q_interval, soft_values
-from skillbank.compose import compose
+from skillbank.composition.bounds import certify, coverage_on_grid
+from skillbank.composition.certified import own_error, q_interval, soft_values
+from skillbank.composition.compose import compose
+from skillbank.composition.grid_bounds import q_on_grid, region_of
+from skillbank.composition.oracle import GridModel
 from skillbank.envs import make_task_env
-from skillbank.grid_bounds import q_on_grid, region_of
-from skillbank.oracle import GridModel
-from skillbank.plot import plt, save_figure
-from skillbank.registry import Registry
+from skillbank.store.registry import Registry
+from skillbank.viz.plot import plt, save_figure
 
 SPACING, ACTIONS = 0.2, 11
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skillbank.compose import compose, sampler_total_variation
-from skillbank.evaluate import make_skill_env, rollouts, summarise
-from skillbank.grid_bounds import bound_report
-from skillbank.oracle import GridModel, OraclePolicy
-from skillbank.plot import plot_bound_maps, plot_multigoal
-from skillbank.registry import Registry
-from skillbank.tasks import load_task
+from skillbank.composition.compose import compose, sampler_total_variation
+from skillbank.composition.grid_bounds import bound_report
+from skillbank.composition.oracle import GridModel, OraclePolicy
+from skillbank.runs.evaluate import make_skill_env, rollouts, summarise
+from skillbank.runs.tasks import load_task
+from skillbank.store.registry import Registry
+from skillbank.viz.plot import plot_bound_maps, plot_multigoal
 
 EPISODES = 100
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import gymnasium as gym
 import torch
 
-from skillbank.certified import soft_values
-from skillbank.compose import combined_task
-from skillbank.grid_bounds import q_on_grid, weighted_divergence
-from skillbank.oracle import GridModel
-from skillbank.registry import Registry
+from skillbank.composition.certified import soft_values
+from skillbank.composition.compose import combined_task
+from skillbank.composition.grid_bounds import q_on_grid, weighted_divergence
+from skillbank.composition.oracle import GridModel
+from skillbank.store.registry import Registry
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 The from-scratch runs of the fine-tuning experiment were lost with their machine; their evaluation curves are
 committed (``docs/results/finetune/runs/<task>-<method>-s<seed>[-from-<skill>].csv``) with their verdicts
 (``compare.json``). This judges the finished fine-tuned runs of new experiments against them by the
-same rule (:func:`skillbank.experiment.verdict`: the median steps to the task's threshold, at most half the best
+same rule
+(:func:`skillbank.workflows.experiment.verdict`: the median steps to the task's threshold, at most half the best
 from-scratch method's), and draws every method's curves per task. A canonical arena (``ant-hallway-wide-canonical``)
 is judged against its world twin's runs: the same walls, rewards and threshold, seen from another frame.
 
@@ -20,11 +21,11 @@ import json
 import re
 from pathlib import Path
 
-from skillbank.experiment import SCRATCH_METHODS, tabulate, verdict
-from skillbank.finetune import RECIPE
-from skillbank.jobs import RESULT_DIR, RESULT_FILE, method_label
-from skillbank.plot import plot_curves
-from skillbank.runs import Run, read_metrics
+from skillbank.runs.finetune import RECIPE
+from skillbank.runs.jobs import RESULT_DIR, RESULT_FILE, method_label
+from skillbank.runs.run import Run, read_metrics
+from skillbank.viz.plot import plot_curves
+from skillbank.workflows.experiment import SCRATCH_METHODS, tabulate, verdict
 
 
 def committed_curves(baseline: Path, task: str, methods: list[str]) -> dict[str, list[list[dict[str, float]]]]:

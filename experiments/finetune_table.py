@@ -1,7 +1,8 @@
 """The experiment's runs so far, finished or not: copy each run's curve to ``OUT/runs/<run>.csv``, print a
-Markdown table of where each stands (for docs/results/README.md while the grid is still training), and write
+Markdown table of where each stands (for docs/results/finetune-grid.md while the grid is still training), and write
 ``OUT/compare.json``: per task, each pretrained skill's fine-tuning judged against the best from-scratch method of
-all the experiments, over their finished runs (:func:`skillbank.experiment.compare`), and with ``--figures`` their
+all the experiments, over their finished runs
+(:func:`skillbank.workflows.experiment.compare`), and with ``--figures`` their
 learning curves.
 
     python experiments/finetune_table.py ~/skillbank-runs/finetune ~/skillbank-runs/finetune-from-sac \
@@ -15,10 +16,10 @@ import json
 import shutil
 from pathlib import Path
 
-from skillbank.experiment import compare, steps_to_threshold
-from skillbank.finetune import RECIPE
-from skillbank.jobs import method_label
-from skillbank.runs import FINISHED_FILE, METRICS_FILE, Run
+from skillbank.runs.finetune import RECIPE
+from skillbank.runs.jobs import method_label
+from skillbank.runs.run import FINISHED_FILE, METRICS_FILE, Run
+from skillbank.workflows.experiment import compare, steps_to_threshold
 
 
 def row(run: Run) -> str:

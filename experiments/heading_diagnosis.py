@@ -1,6 +1,6 @@
 """Why does SQL's walker keep fewer headings as it speeds up: its critic, or its sampler?
 
-The walk is symmetric under the Ant's quarter turn (``skillbank.symmetry``), and the start state is fixed by it, so
+The walk is symmetric under the Ant's quarter turn (``skillbank.envs.symmetry``), and the start state is fixed by it, so
 the soft-optimal ``exp(Q / alpha)`` at the start weighs an action and its three turns alike. Two measurements per
 walker tell a critic that breaks the symmetry from a sampler that fails to follow an invariant one:
 
@@ -33,10 +33,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ant_headings import from_run  # noqa: E402
 
-from skillbank.composite import ResamplingSampler  # noqa: E402
-from skillbank.evaluate import locomotion, make_skill_env, rollouts  # noqa: E402
-from skillbank.registry import Registry  # noqa: E402
-from skillbank.symmetry import ant_quarter_turn  # noqa: E402
+from skillbank.algos.augmentation import ant_quarter_turn  # noqa: E402
+from skillbank.nn.composite import ResamplingSampler  # noqa: E402
+from skillbank.runs.evaluate import locomotion, make_skill_env, rollouts  # noqa: E402
+from skillbank.store.registry import Registry  # noqa: E402
 
 
 @torch.no_grad()

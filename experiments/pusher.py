@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 
 from skillbank import Registry, SkillbankError, render
-from skillbank.bounds import composite_error_bar
-from skillbank.compose import compose
-from skillbank.evaluate import evaluate_and_register, rollouts, summarise
-from skillbank.experiment import run_grid
-from skillbank.jobs import train_spec
-from skillbank.plot import plot_pushers
-from skillbank.registry import Parent
-from skillbank.tasks import load_task
+from skillbank.composition.bounds import composite_error_bar
+from skillbank.composition.compose import compose
+from skillbank.runs.evaluate import evaluate_and_register, rollouts, summarise
+from skillbank.runs.jobs import train_spec
+from skillbank.runs.tasks import load_task
+from skillbank.store.registry import Parent
+from skillbank.viz.plot import plot_pushers
+from skillbank.workflows.experiment import run_grid
 
 LINES, CORNER, COMPOSITE = ("pusher-x", "pusher-y"), "pusher-xy", "pusher-x-y-sum"
 

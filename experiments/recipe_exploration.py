@@ -3,7 +3,7 @@
     python experiments/recipe_exploration.py ant-walk-sql@2 ant-walk-sac@1 --out docs/results/umaze
 
 Before any update, each walker acts in each arena as fine-tuning collects: with fresh noise (its own policy), from
-K frozen heads (:meth:`~skillbank.offpolicy.OffPolicyAlgorithm.freeze_heads`), and with the recipe's
+K frozen heads (:meth:`~skillbank.algos.offpolicy.OffPolicyAlgorithm.freeze_heads`), and with the recipe's
 Ornstein-Uhlenbeck noise (sigma 0.3) on top. Per setting: the mean return, how many episodes end early (the body
 falls or flips) and the speed of the torso's displacement. Writes ``OUT/recipe_exploration.json``.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from skillbank import Registry
-from skillbank.finetune import build_finetune, finetune_spec
+from skillbank.runs.finetune import build_finetune, finetune_spec
 
 SETTINGS = {  # name: (heads, OU sigma)
     "fresh noise": (0, 0.0),

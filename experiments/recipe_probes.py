@@ -16,10 +16,10 @@ import json
 import re
 from pathlib import Path
 
-from skillbank.experiment import steps_to_threshold
-from skillbank.plot import plot_curves
-from skillbank.runs import read_metrics
-from skillbank.tasks import load_task
+from skillbank.runs.run import read_metrics
+from skillbank.runs.tasks import load_task
+from skillbank.viz.plot import plot_curves
+from skillbank.workflows.experiment import steps_to_threshold
 
 HALF_BUDGET = 75_000
 

@@ -1,7 +1,8 @@
-"""Register each arena's best fine-tuned skill over every experiment (:func:`skillbank.experiment.compare`) in the
-shipped store as ``<task>-finetuned``: weights only, its lineage pointing at the shipped walker it started from,
-tagged ``below-threshold`` where no seed reached the arena's threshold. Run again after more runs finish: a new
-best becomes the next version; the same one is not registered twice.
+"""Register each arena's best fine-tuned skill over every experiment
+(:func:`skillbank.workflows.experiment.compare`) in the shipped store as ``<task>-finetuned``: weights only, its
+lineage pointing at the shipped walker it started from, tagged ``below-threshold`` where no seed reached the
+arena's threshold. Run again after more runs finish: a new best becomes the next
+version; the same one is not registered twice.
 
     python experiments/ship_finetuned.py ~/skillbank-runs/finetune ~/skillbank-runs/finetune-from-sac \
         --tasks ant-umaze --store skills_store
@@ -13,9 +14,9 @@ import argparse
 from pathlib import Path
 
 from skillbank import Registry
-from skillbank.experiment import compare
-from skillbank.registry import Parent
-from skillbank.runs import Run
+from skillbank.runs.run import Run
+from skillbank.store.registry import Parent
+from skillbank.workflows.experiment import compare
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from skillbank import Registry
-from skillbank.evaluate import make_skill_env
-from skillbank.losses import sampler_mixture_proposal, soft_value_importance, soft_value_uniform
+from skillbank.algos.losses import sampler_mixture_proposal, soft_value_importance, soft_value_uniform
+from skillbank.runs.evaluate import make_skill_env
 
 PARTICLES = 16
 REFERENCE = 65_536  # uniform particles of the reference value

@@ -24,14 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skillbank.evaluate import Rollout, locomotion, make_skill_env
-from skillbank.losses import (
+from skillbank.algos.losses import (
     sampler_mixture_proposal,
     soft_value_importance,
     soft_value_uniform,
     squashed_log_density_gradient,
     svgd_direction,
 )
+from skillbank.runs.evaluate import locomotion, make_skill_env
+from skillbank.store.rollouts import Rollout
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ant_headings import from_run  # noqa: E402

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skillbank.evaluate import Rollout, locomotion, make_skill_env
+from skillbank.runs.evaluate import locomotion, make_skill_env
+from skillbank.store.rollouts import Rollout
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ant_headings import from_run  # noqa: E402

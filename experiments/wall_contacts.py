@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from skillbank import Registry
-from skillbank.evaluate import task_env
+from skillbank.runs.evaluate import task_env
 
 sys.path.insert(0, str(Path(__file__).parent))
 from zero_shot import WALKERS, ending  # noqa: E402

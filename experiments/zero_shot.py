@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from skillbank import Registry
-from skillbank.evaluate import rollouts, summarise, task_env
-from skillbank.plot import plot_rollouts_beside
-from skillbank.tasks import load_task
+from skillbank.runs.evaluate import rollouts, summarise, task_env
+from skillbank.runs.tasks import load_task
+from skillbank.viz.plot import plot_rollouts_beside
 
 WALKERS = ("ant-walk-sql@1", "ant-walk-sql@2", "ant-walk-sql-2.3M-turned@1", "ant-walk-sac@1")  # the world's
 TASKS = ("ant-hallway-wide", "ant-hallway-narrow", "ant-umaze")

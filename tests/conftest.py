@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import skillbank.envs  # noqa: F401
-from skillbank.skill import Skill
+from skillbank.nn.skill import Skill
 
 torch.set_num_threads(1)
 # Run directories of the tests' training go to a temporary folder, not ~/skillbank-runs.

@@ -1,4 +1,4 @@
-"""A seeded mutation fuzzer for every file format skillbank reads (used by tests/test_formats.py, and at
+"""A seeded mutation fuzzer for every file format skillbank reads (used by tests/store/test_formats.py, and at
 length by benchmarks/fuzz.py).
 
 Each case mutates a valid file (bit flips, truncations, inserted and deleted bytes; for JSON and TOML
@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from skillbank import checkpoint
-from skillbank.buffer import ReplayBuffer
+from skillbank.algos.buffer import ReplayBuffer
+from skillbank.algos.sql import SQL
 from skillbank.errors import SkillbankError
-from skillbank.evaluate import load_rollouts
-from skillbank.registry import Registry
-from skillbank.skill import DESCRIPTION_FILE, WEIGHTS_FILE, Skill
-from skillbank.sql import SQL
-from skillbank.tasks import load_task
+from skillbank.nn.skill import DESCRIPTION_FILE, WEIGHTS_FILE, Skill
+from skillbank.runs import checkpoint
+from skillbank.runs.tasks import load_task
+from skillbank.store.registry import Registry
+from skillbank.store.rollouts import load_rollouts
 
 ODD_VALUES = [None, "x", "", -1, 0, 1e308, -1e308, 10**12, 2**63, [], {}, True, [1e9, 1e9], {"a": 1}, 0.5]
 
@@ -160,7 +160,8 @@ class Fixtures:
             read(WEIGHTS_FILE),
             read("replay.h5"),
         )
-        from skillbank.evaluate import rollouts, save_rollouts
+        from skillbank.runs.evaluate import rollouts
+        from skillbank.store.rollouts import save_rollouts
 
         save_rollouts(rollouts(algo.skill, 3), root / "rollouts.h5")
         fixtures.rollouts = (root / "rollouts.h5").read_bytes()

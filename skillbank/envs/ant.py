@@ -25,7 +25,7 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.spaces import Box
 
 from skillbank.envs.models import model_file
-from skillbank.symmetry import ant_quarter_turn
+from skillbank.envs.symmetry import ant_quarter_turn
 
 WALL_HEIGHT = 2.0
 Rectangle = tuple[float, float, float, float]  # x0, x1, y0, y1
@@ -158,7 +158,7 @@ class AntArenaEnv(AntWalkEnv):
         return reward, info
 
     def render_markers(self) -> list[dict[str, Any]]:
-        """What a video draws beyond the model (:mod:`skillbank.video`): the goal's disc of success."""
+        """What a video draws beyond the model (:mod:`skillbank.viz.video`): the goal's disc of success."""
         if self.goal is None:
             return []
         r = self.success_radius
@@ -175,7 +175,7 @@ class QuarterTurnFrame:
     """An Ant task seen from the quarter turn of the world that puts the torso within 45° of +x (a mixin).
 
     The agent sees and acts in the frame ``k`` (a multiple of 90°) nearest the torso's bearing from the origin:
-    observations are turned by ``-k`` and actions by ``k`` (:mod:`skillbank.symmetry`'s turn, legs relabelled).
+    observations are turned by ``-k`` and actions by ``k`` (:mod:`skillbank.envs.symmetry`'s turn, legs relabelled).
     Rewards, terminations and ``info`` (the torso's world x, y) are the task's own.
     """
 

@@ -113,7 +113,7 @@ class MultiGoalEnv(gym.Env):
         return self._position.astype(np.float32), float(reward), goal >= 0, False, info
 
     def checkpoint_state(self) -> dict[str, np.ndarray]:
-        """The state a checkpoint needs beyond the random generator (see :mod:`skillbank.checkpoint`)."""
+        """The state a checkpoint needs beyond the random generator (see :mod:`skillbank.runs.checkpoint`)."""
         return {"position": self._position.copy()}
 
     def restore_checkpoint_state(self, arrays: dict[str, np.ndarray]) -> None:

@@ -110,7 +110,7 @@ class PusherEnv(MujocoEnv):
         return float(np.linalg.norm((self.goal - self.puck)[self.given]))
 
     def render_markers(self) -> list[dict[str, Any]]:
-        """What a video draws beyond the model (:mod:`skillbank.video`): the goal's lines (a point where both are
+        """What a video draws beyond the model (:mod:`skillbank.viz.video`): the goal's lines (a point where both are
         given)."""
         green = np.array([0.1, 0.7, 0.2, 0.6])
         if self.given.all():

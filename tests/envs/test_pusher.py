@@ -1,0 +1,79 @@
+"""The pusher: its observation, its reward term by term, a goal coordinate left free, its reset and its length."""
+
+import numpy as np
+import pytest
+
+from skillbank.nn.skill import Skill
+from skillbank.runs.evaluate import evaluate
+from skillbank.runs.tasks import load_task
+
+
+@pytest.mark.parametrize("task, given", [("pusher-x", [True, False]), ("pusher-y", [False, True]),
+                                         ("pusher-xy", [True, True])])  # fmt: skip
+def test_the_reward_is_the_distance_over_the_goals_coordinates_and_the_control_cost(task, given):
+    env = load_task(task).make_env()
+    obs, _ = env.reset(seed=3)
+    base = env.unwrapped
+    assert obs.shape == (12,) and base.given.tolist() == given
+    assert np.allclose(obs[9:11], base.puck) and np.allclose(obs[6:8], base.fingertip[:2])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        action = rng.uniform(-1, 1, 3)
+        obs, reward, terminated, truncated, info = env.step(action)
+        offset = (np.array([-1.0, -1.0]) - obs[9:11])[given]
+        assert info["goal_distance"] == pytest.approx(np.linalg.norm(offset))
+        assert reward == pytest.approx(-np.linalg.norm(offset) - 0.1 * np.square(action).sum())
+        assert reward == pytest.approx(info["reward_dist"] + info["reward_ctrl"]) and not terminated
+
+
+def test_the_puck_starts_in_its_region_away_from_the_corner_and_an_episode_is_300_steps():
+    env = load_task("pusher-x").make_env()
+    for seed in range(200):
+        env.reset(seed=seed)
+        puck = env.unwrapped.puck
+        assert 0.3 <= puck[0] <= 1 and -1 <= puck[1] <= -0.4 and np.linalg.norm(puck - [1, -1]) >= 0.45
+    steps, done = 0, False
+    while not done:
+        *_, terminated, truncated, _ = env.step(np.zeros(3))
+        steps, done = steps + 1, terminated or truncated
+    assert steps == 300 and env.unwrapped.dt == pytest.approx(0.05)
+
+
+def test_the_arm_pushes_the_puck():
+    env = load_task("pusher-xy").make_env()
+    env.reset(seed=1)
+    start = env.unwrapped.puck
+    for _ in range(100):  # the shoulder sweeps clockwise through the start region
+        env.step(np.array([-1.0, 0.0, 0.0]))
+    assert np.linalg.norm(env.unwrapped.puck - start) > 0.5
+
+
+def test_a_goal_needs_a_coordinate():
+    from skillbank.envs.pusher import PusherEnv
+
+    with pytest.raises(ValueError, match="at least one coordinate"):
+        PusherEnv(goal_x="any", goal_y=None)
+
+
+def pusher_skill(name: str) -> Skill:
+    """An untrained tiny SQL skill of a pusher task."""
+    task = load_task(name)
+    env = task.make_env()
+    return Skill.build(env.observation_space, env.action_space, algorithm="sql", alpha=1.0, gamma=0.99, q_hidden=[8],
+                       critics=1, q_output_scale=1.0, sampler="svgd", sampler_hidden=[8],
+                       task={"name": name, "env_id": task.env_id, "env_kwargs": task.env_kwargs})  # fmt: skip
+
+
+def test_eval_on_the_pusher_reports_the_final_goal_distance():
+    env = load_task("pusher-y").make_env()
+    skill = pusher_skill("pusher-y")
+    metrics = evaluate(skill, episodes=2, env=env)
+    assert 0 <= metrics["final_goal_distance"] < 5 and "success_rate" not in metrics
+
+
+def test_the_sum_of_the_two_line_skills_is_evaluated_at_their_corner():
+    from skillbank.composition.compose import combined_task
+
+    skills = [pusher_skill(name) for name in ("pusher-x", "pusher-y")]
+    combined = combined_task(skills, "sum", [1.0, 1.0])
+    assert combined["env_kwargs"] == {"goal_x": -1.0, "goal_y": -1.0} == load_task("pusher-xy").env_kwargs
