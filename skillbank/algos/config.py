@@ -131,3 +131,26 @@ def require_off_policy(config: Config) -> None:
     if "symmetry" in fields:
         known = ("none", *GROUPS)
         require(config.symmetry in known, f"unknown symmetry {config.symmetry!r}; choose from {', '.join(known)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicyConfig(Config):
+    """The fields every off-policy algorithm here shares (each algorithm's configuration adds its own).
+
+    :param gamma: discount factor
+    :param buffer_size: replay buffer capacity, in transitions
+    :param learning_starts: transitions collected before the first gradient step
+    :param gradient_steps: gradient steps per environment step
+    :param ou_theta: mean reversion of Ornstein-Uhlenbeck noise added to the actions while collecting
+    :param ou_sigma: its scale in the normalised action box [-1, 1]; 0 adds none
+    """
+
+    gamma: float = 0.99
+    buffer_size: int = 1_000_000
+    learning_starts: int = 1000
+    gradient_steps: int = 1
+    ou_theta: float = 0.15
+    ou_sigma: float = 0.0
+
+    def validate(self) -> None:
+        require_off_policy(self)

@@ -19,39 +19,29 @@ from typing import Any
 import torch
 
 from skillbank.algos.buffer import Batch
-from skillbank.algos.config import Config, require_off_policy
+from skillbank.algos.config import OffPolicyConfig, require_off_policy
 from skillbank.algos.offpolicy import OffPolicyAlgorithm
 from skillbank.nn.private_ops import FusedAdam, polyak_update
 
 
 @dataclass(frozen=True)
-class DDPGConfig(Config):
+class DDPGConfig(OffPolicyConfig):
     """Hyperparameters of DDPG; the defaults are the paper's, with the SQL paper's exploration noise.
 
-    :param gamma: discount factor
     :param hidden: hidden layer widths of the critic and of the actor
     :param q_lr: Adam learning rate of the critic
     :param actor_lr: Adam learning rate of the actor
     :param tau: Polyak rate of the target critic and actor
-    :param ou_theta: mean reversion of the Ornstein-Uhlenbeck exploration noise
     :param ou_sigma: scale of the Ornstein-Uhlenbeck noise, in the normalised action box [-1, 1]
     :param batch_size: transitions per gradient step
-    :param buffer_size: replay buffer capacity, in transitions
-    :param learning_starts: transitions collected before the first gradient step
-    :param gradient_steps: gradient steps per environment step
     """
 
-    gamma: float = 0.99
     hidden: tuple[int, ...] = (400, 300)
     q_lr: float = 1e-3
     actor_lr: float = 1e-4
     tau: float = 1e-3
-    ou_theta: float = 0.15
     ou_sigma: float = 0.1
     batch_size: int = 64
-    buffer_size: int = 1_000_000
-    learning_starts: int = 1000
-    gradient_steps: int = 1
 
     alpha = 0.0  # not a field: DDPG has no temperature, and its skill records 0
 

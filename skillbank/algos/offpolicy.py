@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from skillbank.algos.augmentation import Augmentation
 from skillbank.algos.buffer import Batch, ReplayBuffer
-from skillbank.algos.config import Config
+from skillbank.algos.config import OffPolicyConfig
 from skillbank.envs import make_env
 from skillbank.envs.symmetry import check_symmetry
 from skillbank.errors import SkillbankError
@@ -55,12 +55,12 @@ class OffPolicyAlgorithm:
     """
 
     algorithm: str = ""
-    config_class: type[Config] = Config
+    config_class: type[OffPolicyConfig] = OffPolicyConfig
 
     def __init__(
         self,
         env: gym.Env | str,
-        config: Config | None = None,
+        config: OffPolicyConfig | None = None,
         *,
         seed: int = 0,
         skill: Skill | None = None,
@@ -110,7 +110,7 @@ class OffPolicyAlgorithm:
         """Build the optimisers (and, with ``compile``, compile the gradient computations)."""
         raise NotImplementedError
 
-    def configure(self, config: Config) -> Config:
+    def configure(self, config: OffPolicyConfig) -> OffPolicyConfig:
         """The configuration as used, with what depends on the environment filled in."""
         return config
 
@@ -157,7 +157,8 @@ class OffPolicyAlgorithm:
         if self.heads is None:
             return self.skill
         count = self.active_heads()
-        if self._policy is None or self._policy.sampler.heads.shape[0] != count:
+        sampler = None if self._policy is None else self._policy.sampler
+        if sampler is None or sampler.heads.shape[0] != count or sampler.select != self.head_select:
             sampler = HeadsSampler(self.skill.sampler, self.heads[:count], self.head_select)
             self._policy = Skill(self.skill.q, sampler, self.skill.description)
         return self._policy
@@ -185,7 +186,7 @@ class OffPolicyAlgorithm:
         configuration with ``ou_sigma`` above 0, Ornstein-Uhlenbeck noise ``x <- x - theta x + sigma N(0, I)``
         (clipped to the box): temporally correlated, so that it pushes the body in one way for a while."""
         action = self.policy.act_normalised(obs, self.rng)
-        sigma = getattr(self.config, "ou_sigma", 0.0)
+        sigma = self.config.ou_sigma
         if sigma == 0:
             return action
         step = torch.randn(self.noise.shape, generator=self.rng, device=self.device)
@@ -209,7 +210,7 @@ class OffPolicyAlgorithm:
         for name, optimizer in self.optimizers().items():
             out.update({f"{name}.{k}": v for k, v in optimizer.state_tensors().items()})
         out["rng"] = self.rng.get_state()
-        if getattr(self.config, "ou_sigma", 0.0) > 0:  # only then is there a noise state to keep
+        if self.config.ou_sigma > 0:  # only then is there a noise state to keep
             out["ou_noise"] = self.noise
         if self.heads is not None:
             out["heads"] = self.heads

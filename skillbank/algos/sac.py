@@ -18,53 +18,43 @@ import numpy as np
 import torch
 
 from skillbank.algos.buffer import Batch
-from skillbank.algos.config import Config, require_off_policy
+from skillbank.algos.config import OffPolicyConfig, require_off_policy
 from skillbank.algos.losses import max_bellman_target
 from skillbank.algos.offpolicy import OffPolicyAlgorithm
 from skillbank.nn.private_ops import FusedAdam, polyak_update
 
 
 @dataclass(frozen=True)
-class SACConfig(Config):
+class SACConfig(OffPolicyConfig):
     """Hyperparameters of Soft Actor-Critic; the defaults are the paper's and Stable-Baselines3's.
 
     :param alpha: the temperature, or its initial value when ``autotune`` is on
     :param autotune: tune the temperature by ``J(alpha)`` towards ``target_entropy``
     :param target_entropy: the entropy the tuned policy keeps (default: minus the action dimension)
-    :param gamma: discount factor
     :param hidden: hidden layer widths of the critics and of the policy
     :param q_lr: Adam learning rate of the critics
     :param policy_lr: Adam learning rate of the policy
     :param alpha_lr: Adam learning rate of ``log alpha``
     :param tau: Polyak rate of the target critics
     :param batch_size: transitions per gradient step
-    :param buffer_size: replay buffer capacity, in transitions
-    :param learning_starts: transitions collected before the first gradient step
-    :param gradient_steps: gradient steps per environment step
     :param q_target: the critics' target: ``"soft"``, the soft Bellman backup (the paper), or ``"max"``, the greatest
         target Q over the policy's frozen heads, as :class:`~skillbank.algos.sql.SQLConfig`'s (fine-tuning; with no
         heads, at one fresh sample, without the entropy term)
-    :param ou_theta: mean reversion of Ornstein-Uhlenbeck noise added to the policy's actions while collecting
-    :param ou_sigma: its scale in the action box; 0 (the paper) adds none
+    :param ou_sigma: the scale of :class:`~skillbank.algos.config.OffPolicyConfig`'s exploration noise; 0 (the paper)
+        adds none
     :param symmetry: a symmetry of the task to train on, as in :class:`~skillbank.algos.sql.SQLConfig`
     """
 
     alpha: float = 1.0
     autotune: bool = True
     target_entropy: float | None = None
-    gamma: float = 0.99
     hidden: tuple[int, ...] = (256, 256)
     q_lr: float = 3e-4
     policy_lr: float = 3e-4
     alpha_lr: float = 3e-4
     tau: float = 0.005
     batch_size: int = 256
-    buffer_size: int = 1_000_000
-    learning_starts: int = 1000
-    gradient_steps: int = 1
     q_target: str = "soft"
-    ou_theta: float = 0.15
-    ou_sigma: float = 0.0
     symmetry: str = "none"
 
     def validate(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from skillbank.algos.buffer import Batch
-from skillbank.algos.config import Config, require, require_off_policy
+from skillbank.algos.config import OffPolicyConfig, require, require_off_policy
 from skillbank.algos.losses import (
     SQUASH_EPS,
     max_bellman_target,
@@ -36,11 +36,10 @@ VALUE_PROPOSALS = ("uniform", "sampler", "sampler-density")
 
 
 @dataclass(frozen=True)
-class SQLConfig(Config):
+class SQLConfig(OffPolicyConfig):
     """Hyperparameters of Soft Q-Learning; the defaults are the public code's MuJoCo settings.
 
     :param alpha: temperature; the Q-network predicts ``Q / alpha`` (the public code's reward scale is ``1 / alpha``)
-    :param gamma: discount factor
     :param hidden: hidden layer widths of the Q-network and of the sampler
     :param q_in_reward_units: the Q-network predicts Q, divided by alpha outside it, instead of ``Q / alpha``
         (the public code): 1 / alpha times smaller outputs, which Adam's steps of a fixed size then learn as
@@ -68,17 +67,13 @@ class SQLConfig(Config):
     :param target_update_interval: gradient steps between updates of the target Q-network
     :param tau: Polyak rate of those updates: 1 copies the Q-network (the paper, every 1000 steps); SAC's
         0.005 every step moves the target smoothly
-    :param buffer_size: replay buffer capacity, in transitions
-    :param learning_starts: transitions collected before the first gradient step
-    :param gradient_steps: gradient steps per environment step
-    :param ou_theta: mean reversion of Ornstein-Uhlenbeck noise added to the sampler's actions while collecting
-    :param ou_sigma: its scale in the action box; 0 (the public code) adds none, the authors' Ant code 0.3
+    :param ou_sigma: the scale of :class:`~skillbank.algos.config.OffPolicyConfig`'s exploration noise; 0 (the public
+        code) adds none, the authors' Ant code 0.3
     :param symmetry: a symmetry of the task to train on (:mod:`skillbank.envs.symmetry`): every sampled transition
         is mapped by a random element of the group; ``"none"`` (the paper), or ``"ant-c4"`` in ``ant-walk``
     """
 
     alpha: float = 1.0
-    gamma: float = 0.99
     hidden: tuple[int, ...] = (128, 128)
     q_in_reward_units: bool = False
     critics: int = 1
@@ -92,11 +87,6 @@ class SQLConfig(Config):
     kernel_update_ratio: float = 0.5
     target_update_interval: int = 1000
     tau: float = 1.0
-    buffer_size: int = 1_000_000
-    learning_starts: int = 1000
-    gradient_steps: int = 1
-    ou_theta: float = 0.15
-    ou_sigma: float = 0.0
     symmetry: str = "none"
 
     @property

@@ -35,6 +35,7 @@ EPISODES = 100
 FALLBACK_STEPS = 30_000  # when a constituent is missing from the store: about 3 minutes each
 WALKERS, MAZE_SKILL = ("ant-walk-sql", "ant-walk-sac"), "ant-umaze-finetuned"
 WALK_EPISODES, MAZE_EPISODES = 50, 10
+PUSHERS, PUSHER_TASK, PUSHER_EPISODES = ("pusher-x-y-sum", "pusher-xy"), "pusher-xy", 20
 
 
 def _skill(registry: Registry, name: str, progress: bool) -> Skill:
@@ -95,6 +96,8 @@ def run_demo(registry: Registry, out: str | Path = "demo", progress: bool = True
     summary = _corner_summary(results, report, certified, sampler, goal, [east.ref, north.ref])
     ant, ant_text = _ant_skills(registry, out)
     summary["ant"] = ant
+    summary["pusher"], pusher_text = _pusher_skills(registry)
+    ant_text += pusher_text
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     summary["text"] = _text(summary, ant_text, out)
@@ -152,6 +155,26 @@ def _text(summary: dict[str, Any], ant_text: str, out: Path) -> str:
         f"{''.join(', ' + Path(f).name for f in dict.fromkeys(_files(ant)))} in "
         f"{summary['seconds']} s"
     )
+
+
+def _pusher_skills(registry: Registry) -> tuple[dict[str, Any], str]:
+    """The pusher's composite (the sum of the two line skills, no new experience) beside the skill trained on the
+    corner, where the store has them: the puck's final distance to the corner over a few rollouts each."""
+    found: dict[str, Any] = {}
+    lines = ""
+    env = load_task(PUSHER_TASK).make_env()
+    for name in PUSHERS:
+        try:
+            skill = registry.load(name)
+        except NotFoundError:
+            found[name] = None
+            lines += f"  {name} is not in the store: no such pusher skill to show\n"
+            continue
+        _say(f"rolling out {skill.ref} on {PUSHER_TASK} ...")
+        found[name] = {"ref": skill.ref, **summarise(rollouts(skill, PUSHER_EPISODES, seed=0, env=env), env)}
+        lines += (f"  {skill.ref}: the puck ends {found[name]['final_goal_distance']:.3f} m from the corner (-1, -1) "
+                  f"on average over {PUSHER_EPISODES} rollouts\n")  # fmt: skip
+    return found, lines
 
 
 def _files(ant: dict[str, Any]) -> list[str]:

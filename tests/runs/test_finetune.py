@@ -152,6 +152,9 @@ def test_the_demo_shows_the_stored_ant_skills_and_says_which_are_missing(tmp_pat
         assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "is not in the store" not in text and text.count("heading octants") == 2 and "reach the goal" in text
 
+    found, text = demo._pusher_skills(registry)  # no pusher skills in this store: said, not failed
+    assert found == dict.fromkeys(demo.PUSHERS) and text.count("is not in the store") == len(demo.PUSHERS)
+
 
 def test_fine_tuning_sac_goes_on_at_the_temperature_it_learned():
     from skillbank.runs.finetune import build_finetune, finetune_spec
