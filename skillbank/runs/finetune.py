@@ -46,6 +46,7 @@ from skillbank.errors import SkillbankError
 from skillbank.nn.composite import CompositeQ
 from skillbank.nn.networks import DeterministicPolicy, GaussianSampler, HeadsSampler, SoftQ, SVGDSampler
 from skillbank.nn.skill import Skill, box_to_json, build_q
+from skillbank.runs.specs import JobSpec
 from skillbank.runs.tasks import ALGORITHMS, Task, load_task
 from skillbank.store.registry import Registry
 
@@ -232,7 +233,7 @@ def finetune_spec(
     compile: bool = False,
     device: str = "cpu",
     **run: Any,
-) -> dict[str, Any]:
+) -> JobSpec:
     """The job of fine-tuning ``skill`` (a registered one, for a resumable run) on ``task``, checked now.
     The result is registered in ``store``, which must also hold the pretrained skill (its lineage).
     ``overrides`` change the skill's hyperparameters (``--set``), all but its networks' and its temperature.
@@ -271,7 +272,7 @@ def finetune_spec(
     }  # fmt: skip
 
 
-def build_finetune(spec: dict[str, Any], skill: Skill | None = None) -> OffPolicyAlgorithm:
+def build_finetune(spec: JobSpec, skill: Skill | None = None) -> OffPolicyAlgorithm:
     """The algorithm of a fine-tuning job: the pretrained skill (loaded from the job's store unless
     given), widened to the task's observation, in the task's environment with a fresh buffer."""
     if skill is None:

@@ -29,6 +29,7 @@ from skillbank.runs import checkpoint
 from skillbank.runs.evaluate import evaluate, evaluate_into
 from skillbank.runs.finetune import RECIPE
 from skillbank.runs.run import FINISHED_FILE, Run, default_runs_dir, full_config
+from skillbank.runs.specs import JobResult, JobSpec
 from skillbank.runs.tasks import ALGORITHMS, find_task, load_task
 from skillbank.store.registry import INDEX_FILE, Parent, Registry
 
@@ -53,7 +54,7 @@ def train_spec(
     eval_episodes: int = EVAL_EPISODES,
     overrides: dict[str, Any] | None = None,
     tensorboard: str | Path | None = None,
-) -> dict[str, Any]:
+) -> JobSpec:
     """The spec of ``skillbank train TASK``, with the task's defaults filled in and ``overrides`` of
     the algorithm's configuration applied (checked now); ``tensorboard`` a folder for the metrics as events."""
     loaded = load_task(task)
@@ -113,7 +114,7 @@ def new_run_dir(spec: dict[str, Any]) -> Path:
     return default_runs_dir() / f"{spec['name']}-s{spec['seed']}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def build(spec: dict[str, Any]) -> OffPolicyAlgorithm:
+def build(spec: JobSpec) -> OffPolicyAlgorithm:
     """The untrained (or, for fine-tuning, pretrained) algorithm a spec describes."""
     if spec["kind"] == "finetune":
         from skillbank.runs.finetune import build_finetune
@@ -147,7 +148,7 @@ def evaluator(spec: dict[str, Any]):
     return run
 
 
-def train_job(run_dir: str | Path, progress_bar: bool = False, threads: int | None = None) -> dict[str, Any]:
+def train_job(run_dir: str | Path, progress_bar: bool = False, threads: int | None = None) -> JobResult:
     """A worker's part of a job: train it in its run directory (resuming it), evaluate it, and return
     the result with the skill's files, for the driver to register; the registry is never opened here.
     The result is also kept in ``RUN_DIR/result/``, so that a driver restarted after the run finished
@@ -184,7 +185,7 @@ def train_job(run_dir: str | Path, progress_bar: bool = False, threads: int | No
     return _read_result(run)
 
 
-def _read_result(run: Run) -> dict[str, Any]:
+def _read_result(run: Run) -> JobResult:
     result_dir = run.path / RESULT_DIR
     result = json.loads((result_dir / RESULT_FILE).read_text())
     files = {name: (result_dir / "skill" / name).read_bytes() for name in (DESCRIPTION_FILE, WEIGHTS_FILE)}
@@ -194,7 +195,7 @@ def _read_result(run: Run) -> dict[str, Any]:
     return {**result, "files": files}
 
 
-def register_result(registry: Registry, spec: dict[str, Any], result: dict[str, Any], tags=()) -> str:
+def register_result(registry: Registry, spec: JobSpec, result: JobResult, tags=()) -> str:
     """The driver's part: register a finished job's skill from the files its worker returned, exactly
     once (keyed by the run's id, so a retried run or a restarted driver adds nothing)."""
     files = result["files"]
@@ -214,7 +215,7 @@ def register_result(registry: Registry, spec: dict[str, Any], result: dict[str, 
         )  # fmt: skip
 
 
-def execute(run: Run, progress_bar: bool = False, threads: int | None = None, tags=()) -> dict[str, Any]:
+def execute(run: Run, progress_bar: bool = False, threads: int | None = None, tags=()) -> JobResult:
     """Train, evaluate and register the job of ``run`` in this one process (``skillbank train``).
     Returns ``{"status": "finished" | "interrupted", "ref", "run_dir", "steps", ...}``."""
     result = train_job(run.path, progress_bar, threads)

@@ -137,3 +137,14 @@ def test_greedy_heads_act_from_the_head_of_highest_q_and_the_skill_keeps_its_hea
     assert again.heads is None and again.skill.sampler.kind == finetuned.skill.sampler.kind
     with pytest.raises(SkillbankError, match="--head-select"):
         finetune_spec(loaded, ARENA, steps=240, store=store, head_select="greedy")  # no heads to select from
+
+
+def test_every_key_of_a_job_spec_is_a_typed_field(walkers, tmp_path):
+    from skillbank.runs.jobs import train_spec
+    from skillbank.runs.specs import JobSpec
+
+    store, refs = walkers
+    specs = [train_spec("multigoal", store=tmp_path, tensorboard=tmp_path),
+             recipe_spec(store, refs["sql"], head_select="greedy", critic_warmup=5, fresh_critic=True)]  # fmt: skip
+    for spec in specs:
+        assert set(spec) <= set(JobSpec.__annotations__), set(spec) - set(JobSpec.__annotations__)
