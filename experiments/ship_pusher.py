@@ -4,7 +4,7 @@
 few MB instead of 40), ``pusher-xy`` (weights only) and the composite ``pusher-x-y-sum`` (its sampler trained on the
 two whole buffers), each with its rollouts and its lineage::
 
-    python experiments/ship_pusher.py ~/skillbank-runs/pusher-store2 --store skills_store --keep 50000
+    python experiments/ship_pusher.py ~/skillbank-runs/pusher-store2 --store skills_store --keep 20000
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, help="the store experiments/pusher.py wrote")
     parser.add_argument("--store", type=Path, default=Path("skills_store"), help="the store to ship to")
-    parser.add_argument("--keep", type=int, default=50_000, help="transitions of each line skill's replay to keep")
+    parser.add_argument("--keep", type=int, default=20_000, help="transitions of each line skill's replay to keep")
     args = parser.parse_args()
     source, target = Registry(args.source), Registry(args.store)
     shipped: dict[str, str] = {}

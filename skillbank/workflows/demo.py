@@ -35,7 +35,7 @@ EPISODES = 100
 FALLBACK_STEPS = 30_000  # when a constituent is missing from the store: about 3 minutes each
 WALKERS, MAZE_SKILL = ("ant-walk-sql", "ant-walk-sac"), "ant-umaze-finetuned"
 WALK_EPISODES, MAZE_EPISODES = 50, 10
-PUSHERS, PUSHER_TASK, PUSHER_EPISODES = ("pusher-x-y-sum", "pusher-xy"), "pusher-xy", 20
+PUSHERS, PUSHER_TASK, PUSHER_EPISODES = ("pusher-x-y-sum", "pusher-xy"), "pusher-xy", 10
 
 
 def _skill(registry: Registry, name: str, progress: bool) -> Skill:
