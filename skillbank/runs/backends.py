@@ -2,8 +2,8 @@
 
 Either way a run is :func:`skillbank.runs.jobs.train_job` on its run directory, with one torch thread, and
 only its result (the skill's files and metrics) comes back: the driver alone writes the registry.
-A run whose worker dies is started again up to :data:`MAX_RETRIES` times and resumes from its last
-checkpoint, which needs a run directory every worker reaches (on a cluster, a shared filesystem).
+A run whose worker dies is started again, up to :data:`MAX_RETRIES` times in a row without a newer checkpoint,
+and resumes from its last checkpoint, which needs a run directory every worker reaches (on a cluster, a shared filesystem).
 A local worker whose driver dies (killed, even with SIGKILL) stops its run with a checkpoint within
 seconds, instead of training on where nobody will register the result.
 """
@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 from skillbank.errors import SkillbankError
+from skillbank.runs import checkpoint
 from skillbank.runs.jobs import train_job
 
 BACKENDS = ("local", "ray")
@@ -69,6 +71,7 @@ def _run_local(run_dirs: list[str], workers: int, address: str | None, on_result
     attempts = dict.fromkeys(run_dirs, 0)
     while len(results) < len(run_dirs):
         todo = [d for d in run_dirs if d not in results]
+        reached = {d: _checkpoint_step(d) for d in todo}
         # Fresh interpreters ("spawn"), not forks of a process whose torch has started threads.
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_train_in_pool, d, os.getpid()): d for d in todo}
@@ -78,13 +81,21 @@ def _run_local(run_dirs: list[str], workers: int, address: str | None, on_result
                     on_result(futures[future], results[futures[future]])
             except BrokenProcessPool:  # a worker died: every unfinished run starts again, from its checkpoint
                 for d in todo:
+                    # A run is charged a failure only if it made no progress: one worker's death breaks the whole
+                    # pool, and a run that checkpointed further meanwhile is not the one that keeps dying.
                     if d not in results:
-                        attempts[d] += 1
+                        attempts[d] = 0 if _checkpoint_step(d) > reached[d] else attempts[d] + 1
                         if attempts[d] > MAX_RETRIES:
                             raise SkillbankError(
                                 f"the run in {d} failed {attempts[d]} times; see its run directory"
                             ) from None
     return results
+
+
+def _checkpoint_step(run_dir: str) -> int:
+    """The step of the run's newest good checkpoint (-1 for none)."""
+    found = checkpoint.latest(Path(run_dir))
+    return -1 if found is None else found.step
 
 
 def _as_completed(futures):
