@@ -20,6 +20,7 @@ import torch
 
 from skillbank.algos.buffer import Batch
 from skillbank.algos.config import OffPolicyConfig, require_off_policy
+from skillbank.algos.gradients import ddpg_actor_loss_gradients, ddpg_q_loss_gradients
 from skillbank.algos.offpolicy import OffPolicyAlgorithm
 from skillbank.nn.private_ops import FusedAdam, polyak_update
 
@@ -95,22 +96,13 @@ class DDPG(OffPolicyAlgorithm):
 
     def critic_gradients(self, batch: Batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The TD errors (B,) and the gradient of :func:`~skillbank.algos.losses.ddpg_q_loss` in the critic's
-        parameters, by hand (:class:`~skillbank.nn.mlp.MLP`): the TD error / B at the critic's output."""
+        parameters, by hand (:mod:`skillbank.algos.gradients`): the TD error / B at the critic's output."""
         obs, actions, rewards, next_obs, terminals = batch
-        q = self.skill.q.net
         next_actions = torch.tanh(self.actor_target.net(next_obs)[0])
         y = rewards + self.config.gamma * (1 - terminals) * self.q_target(next_obs, next_actions)[0]
-        q_pred, record = q.forward_recorded(actions, context=obs)
-        td_error = q_pred[0, :, 0] - y
-        return td_error, q.parameter_gradients(record, (td_error / obs.shape[0]).reshape(1, -1, 1))
+        return ddpg_q_loss_gradients(self.skill.q, obs, actions, y)
 
     def actor_gradients(self, obs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """:func:`~skillbank.algos.losses.ddpg_actor_loss` and its gradient in the actor's parameters, by hand:
         ``-grad_a Q(s, a) / B`` at ``a = mu(s)``, through the tanh, into the actor."""
-        q, actor = self.skill.q.net, self.skill.sampler.net
-        out, actor_record = actor.forward_recorded(obs)
-        actions = torch.tanh(out[0])
-        q_pi, q_record = q.forward_recorded(actions, context=obs)
-        grad_actions = q.input_gradient(q_record, torch.full_like(q_pi, -1.0 / obs.shape[0]))
-        grad_out = (grad_actions * (1 - actions.pow(2))).unsqueeze(0)
-        return -q_pi.mean(), actor.parameter_gradients(actor_record, grad_out)
+        return ddpg_actor_loss_gradients(self.skill.q, self.skill.sampler, obs)

@@ -20,10 +20,11 @@ Deep Deterministic Policy Gradient (Lillicrap et al. 2015, arXiv 1509.02971), th
 - :func:`ddpg_q_loss`: the critic's squared TD error against target critic and target actor;
 - :func:`ddpg_actor_loss`: ``-E[Q(s, mu(s))]``, whose gradient is the deterministic policy gradient.
 
-The algorithms (:mod:`skillbank.algos.sql`, :mod:`skillbank.algos.sac`, :mod:`skillbank.algos.ddpg`) compute the
-gradients of these same objectives by hand, without an autograd graph, for speed; ``tests/algos/test_losses.py``
-checks that they equal autograd on the functions here. Networks follow :mod:`skillbank.nn.networks`: a Q-network
-called as ``q(obs, actions)`` returns (critics, ...) raw outputs (``Q / alpha`` for SQL).
+The algorithms (:mod:`skillbank.algos.sql`, :mod:`skillbank.algos.sac`, :mod:`skillbank.algos.ddpg`) compute their
+targets with these functions and the gradients of these same objectives by hand, without an autograd graph, for
+speed, in one place (:mod:`skillbank.algos.gradients`); ``tests/algos/test_losses.py`` checks that they equal
+autograd on the functions here. Networks follow :mod:`skillbank.nn.networks`: a Q-network called as
+``q(obs, actions)`` returns (critics, ...) raw outputs (``Q / alpha`` for SQL).
 """
 
 from __future__ import annotations

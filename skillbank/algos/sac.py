@@ -19,6 +19,7 @@ import torch
 
 from skillbank.algos.buffer import Batch
 from skillbank.algos.config import OffPolicyConfig, require_off_policy
+from skillbank.algos.gradients import sac_alpha_loss_gradient, sac_policy_loss_gradients, sac_q_loss_gradients
 from skillbank.algos.losses import max_bellman_target
 from skillbank.algos.offpolicy import OffPolicyAlgorithm
 from skillbank.nn.private_ops import FusedAdam, polyak_update
@@ -126,13 +127,8 @@ class SAC(OffPolicyAlgorithm):
         self, batch: Batch, next_noise: torch.Tensor, next_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The TD errors (2, B) and the gradient of :func:`~skillbank.algos.losses.sac_q_loss` in the critics'
-        parameters.
-
-        Here and in :meth:`policy_gradients`, gradients are backpropagated by hand
-        (:class:`~skillbank.nn.mlp.MLP`): autograd's arithmetic on :mod:`skillbank.algos.losses`
-        (``tests/algos/test_losses.py`` compares them) without its bookkeeping."""
+        parameters: the target here, the gradient by hand in :mod:`skillbank.algos.gradients`."""
         obs, actions, rewards, next_obs, terminals = batch
-        q = self.skill.q.net
         if self.config.q_target == "max":  # the SQL authors' fine-tuning target, over the frozen heads
             q_hat = max_bellman_target(self.q_target, self.skill.sampler, rewards, next_obs, terminals, next_noise,
                                        self.config.gamma, mask=next_mask)  # fmt: skip
@@ -140,27 +136,16 @@ class SAC(OffPolicyAlgorithm):
             next_actions, next_log_pi = self.skill.sampler.sample_with_log_prob(next_obs, next_noise)
             next_q = self.q_target(next_obs, next_actions).min(0).values - self.log_alpha.exp() * next_log_pi
             q_hat = rewards + self.config.gamma * (1 - terminals) * next_q[:, 0]
-        # J_Q = sum over the twin critics of E[(Q(s, a) - q_hat)^2] / 2; its gradient in Q is the TD error / B.
-        q_pred, record = q.forward_recorded(actions, context=obs)  # (2, B, 1)
-        td_error = q_pred[..., 0] - q_hat
-        return td_error, q.parameter_gradients(record, td_error / obs.shape[0])
+        return sac_q_loss_gradients(self.skill.q, obs, actions, q_hat)
 
     def policy_gradients(
         self, obs: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
         """log pi (B, 1), the gradient of :func:`~skillbank.algos.losses.sac_policy_loss` in the policy's parameters
         and that of :func:`~skillbank.algos.losses.sac_alpha_loss` in log alpha."""
-        config, q, policy = self.config, self.skill.q.net, self.skill.sampler
-        alpha, batch_size = self.log_alpha.exp(), obs.shape[0]
-        # J_pi = E[alpha log pi(a|s) - min_k Q_k(s, a)], a reparameterised, through the updated critics:
-        # dJ/dQ is -1/B at the smaller critic of each pair; the critics' own gradients are not needed.
-        out, policy_record = policy.net.forward_recorded(obs)
-        new_actions, log_pi, log_std = policy.squash(out[0], noise)
-        q_pi, q_record = q.forward_recorded(new_actions[:, 0], context=obs)
-        grad_q = torch.zeros_like(q_pi).scatter_(0, q_pi.argmin(0, keepdim=True), -1.0 / batch_size)
-        grad_action = q.input_gradient(q_record, grad_q).unsqueeze(1)
-        grad_out = policy.squash_backward(grad_action, alpha / batch_size, new_actions, log_std, noise)
-        policy_gradients = policy.net.parameter_gradients(policy_record, grad_out.unsqueeze(0))
-        # J(alpha) = E[-alpha (log pi + H_target)], differentiated in log alpha.
-        alpha_gradient = -alpha * (log_pi.mean() + config.target_entropy) if config.autotune else None
+        alpha = self.log_alpha.exp()
+        log_pi, policy_gradients = sac_policy_loss_gradients(self.skill.q, self.skill.sampler, obs, noise, alpha)
+        alpha_gradient = (
+            sac_alpha_loss_gradient(alpha, log_pi, self.config.target_entropy) if self.config.autotune else None
+        )
         return log_pi, policy_gradients, alpha_gradient

@@ -21,15 +21,9 @@ import torch
 
 from skillbank.algos.buffer import Batch
 from skillbank.algos.config import OffPolicyConfig, require, require_off_policy
-from skillbank.algos.losses import (
-    SQUASH_EPS,
-    max_bellman_target,
-    sampler_mixture_proposal,
-    soft_bellman_target,
-    svgd_direction,
-)
+from skillbank.algos.gradients import sql_q_loss_gradients, sql_sampler_loss_gradients
+from skillbank.algos.losses import max_bellman_target, sampler_mixture_proposal, soft_bellman_target
 from skillbank.algos.offpolicy import OffPolicyAlgorithm
-from skillbank.nn.networks import SVGDSampler
 from skillbank.nn.private_ops import FusedAdam, polyak_update
 
 VALUE_PROPOSALS = ("uniform", "sampler", "sampler-density")
@@ -122,24 +116,6 @@ class SQLConfig(OffPolicyConfig):
         )
 
 
-@torch.no_grad()
-def svgd_sampler_gradients(
-    q: torch.nn.Module, sampler: SVGDSampler, obs: torch.Tensor, noise: torch.Tensor, kernel_fixed: int
-) -> list[torch.Tensor]:
-    """The gradient of :func:`skillbank.algos.losses.sql_sampler_loss` (eq. 13) in the sampler's parameters,
-    by hand (:class:`~skillbank.nn.mlp.MLP`): only the updated particles carry gradient to the sampler,
-    so only they are evaluated with a record for it. ``q(obs, a)[0]`` is ``Q / alpha``, the
-    log-density up to the squashing correction; ``q.action_gradient`` its gradient."""
-    fixed = sampler(obs, noise[:, :kernel_fixed])
-    out, sampler_record = sampler.net.forward_recorded(noise[:, kernel_fixed:], context=obs)
-    updated = torch.tanh(out[0])
-    # grad log p(a) at the fixed particles: through Q, plus the tanh squashing's log(1 - a^2).
-    grad_log_p = q.action_gradient(obs, fixed) - 2 * fixed / (1 - fixed.pow(2) + SQUASH_EPS)
-    phi = svgd_direction(fixed, updated, grad_log_p)
-    grad_updated = -phi / phi.shape[:-1].numel()
-    return sampler.net.parameter_gradients(sampler_record, (grad_updated * (1 - updated.pow(2))).unsqueeze(0))
-
-
 class SQL(OffPolicyAlgorithm):
     """Soft Q-Learning with an amortized SVGD sampler; hyperparameters are :class:`SQLConfig`'s fields.
 
@@ -228,16 +204,14 @@ class SQL(OffPolicyAlgorithm):
         target_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """The TD errors (critics, B) and the gradients of :func:`~skillbank.algos.losses.sql_q_loss` (eq. 11) in Q's
-        parameters and of :func:`~skillbank.algos.losses.sql_sampler_loss` (eq. 13) in the sampler's,
-        backpropagated by hand: autograd's arithmetic (``tests/algos/test_losses.py`` compares them)
-        without its bookkeeping. ``noise`` (B, K + 2 N, d): the K kernel particles', then
-        :meth:`soft_value_particles`'. With ``q_target`` "max", ``target_noise`` and ``target_mask`` are
-        :meth:`~skillbank.algos.offpolicy.OffPolicyAlgorithm.target_noise`'s."""
+        parameters and of :func:`~skillbank.algos.losses.sql_sampler_loss` (eq. 13) in the sampler's: the target
+        here, the gradients by hand in :mod:`skillbank.algos.gradients`. ``noise`` (B, K + 2 N, d): the K kernel
+        particles', then :meth:`soft_value_particles`'. With ``q_target`` "max", ``target_noise`` and
+        ``target_mask`` are :meth:`~skillbank.algos.offpolicy.OffPolicyAlgorithm.target_noise`'s."""
         obs, actions, rewards, next_obs, terminals = batch
-        config, q = self.config, self.skill.q.net
+        config = self.config
         noise, proposal_noise = noise[:, : config.kernel_particles], noise[:, config.kernel_particles :]
-        # Eq. (11): squared soft Bellman error against the target network; its gradient in Q is -td / B.
-        q_pred, record = q.forward_recorded(actions, context=obs)
+        # Eq. (11): the squared soft Bellman error against the target network (or the max over the heads).
         if config.q_target == "max":
             target = max_bellman_target(self.q_target, self.skill.sampler, rewards, next_obs, terminals,
                                         target_noise, config.gamma, 1 / self.alpha, target_mask)  # fmt: skip
@@ -246,11 +220,9 @@ class SQL(OffPolicyAlgorithm):
             target = soft_bellman_target(
                 self.q_target, rewards, next_obs, terminals, particles, self.alpha, config.gamma, log_proposal
             )
-        gain = self.skill.q.gain
-        td_error = target - gain * q_pred[..., 0]
-        q_gradients = q.parameter_gradients(record, -gain * td_error / obs.shape[0])
-        # Eq. (13): SVGD direction at the sampler's particles, pushed through the network.
-        sampler_gradients = svgd_sampler_gradients(
+        td_error, q_gradients = sql_q_loss_gradients(self.skill.q, obs, actions, target)
+        # Eq. (13): the SVGD direction at the sampler's particles, pushed through the network.
+        sampler_gradients = sql_sampler_loss_gradients(
             self.skill.q, self.skill.sampler, obs, noise, self.config.kernel_fixed
         )
         return td_error, q_gradients, sampler_gradients

@@ -21,8 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from skillbank.algos.buffer import ReplayBuffer
+from skillbank.algos.gradients import sql_sampler_loss_gradients
 from skillbank.algos.losses import soft_value_uniform
-from skillbank.algos.sql import svgd_sampler_gradients
 from skillbank.envs import MULTIGOAL_ID, PUSHER_ID
 from skillbank.errors import SkillbankError
 from skillbank.nn.composite import CompositeQ, ResamplingSampler, operator_weights, weighted_sum
@@ -207,7 +207,7 @@ def train_sampler(
     for _ in tqdm(range(steps), disable=not progress_bar, desc="composite sampler", unit="step"):
         obs = replay.sample(batch_size, generator)[0]
         noise = torch.randn(batch_size, kernel_particles, skill.action_dim, generator=generator)
-        optimizer.step(svgd_sampler_gradients(skill.q, skill.sampler, obs, noise, kernel_particles // 2))
+        optimizer.step(sql_sampler_loss_gradients(skill.q, skill.sampler, obs, noise, kernel_particles // 2))
     return {"steps": steps, "batch_size": batch_size, "kernel_particles": kernel_particles, "transitions": len(replay)}
 
 

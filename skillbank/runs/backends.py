@@ -3,7 +3,8 @@
 Either way a run is :func:`skillbank.runs.jobs.train_job` on its run directory, with one torch thread, and
 only its result (the skill's files and metrics) comes back: the driver alone writes the registry.
 A run whose worker dies is started again, up to :data:`MAX_RETRIES` times in a row without a newer checkpoint,
-and resumes from its last checkpoint, which needs a run directory every worker reaches (on a cluster, a shared filesystem).
+and resumes from its last checkpoint, which needs a run directory every worker reaches (on a cluster, a shared
+filesystem).
 A local worker whose driver dies (killed, even with SIGKILL) stops its run with a checkpoint within
 seconds, instead of training on where nobody will register the result.
 """
