@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ant_headings import from_run  # noqa: E402
 
-from skillbank.algos.augmentation import ant_quarter_turn  # noqa: E402
+from skillbank.envs.symmetry import ant_quarter_turn  # noqa: E402
 from skillbank.nn.composite import ResamplingSampler  # noqa: E402
 from skillbank.runs.evaluate import locomotion, make_skill_env, rollouts  # noqa: E402
 from skillbank.store.registry import Registry  # noqa: E402
