@@ -30,7 +30,7 @@ _MOVED = {
     "grid_bounds": "composition.grid_bounds", "sampled_bounds": "composition.sampled_bounds",
     "oracle": "composition.oracle", "tasks": "runs.tasks", "jobs": "runs.jobs", "checkpoint": "runs.checkpoint",
     "backends": "runs.backends", "sweep": "runs.sweep", "experiment": "workflows.experiment", "plot": "viz.plot",
-    "demo": "workflows.demo",
+    "video": "viz.video", "demo": "workflows.demo",
 }  # fmt: skip
 
 
