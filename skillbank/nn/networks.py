@@ -222,12 +222,12 @@ class HeadsSampler(nn.Module):
 
     def forward(self, obs: torch.Tensor, noise: torch.Tensor, log_density, generator=None) -> torch.Tensor:
         """``noise.shape[1]`` actions per state (B, n, d), each from a head chosen by :attr:`select`."""
-        actions = self.head_actions(obs)
         batch, n = noise.shape[:2]
-        if self.select == "greedy":
-            chosen = log_density(obs, actions).argmax(1, keepdim=True).expand(batch, n)
-        else:
+        if self.select == "uniform":  # only the chosen heads are evaluated: this runs at every collected step
             chosen = torch.randint(self.heads.shape[0], (batch, n), generator=generator, device=obs.device)
+            return self.base(obs, self.heads[chosen])
+        actions = self.head_actions(obs)
+        chosen = log_density(obs, actions).argmax(1, keepdim=True).expand(batch, n)
         return actions.gather(1, chosen.unsqueeze(-1).expand(batch, n, self.act_dim))
 
     def spec(self) -> dict[str, Any]:
