@@ -46,6 +46,8 @@ ENVIRONMENTS: dict[str, tuple[str, int, dict[str, Any]]] = {
     "skillbank/AntUMazeCanonical-v1": ("ant:AntArenaCanonicalEnv", 400, UMAZE_V1),
     # The composition paper's pusher: 300 steps of 0.05 s; the goal is given per task (goal_x, goal_y)
     PUSHER_ID: ("pusher:PusherEnv", 300, {}),
+    # v1: the public code's arm and control cost (skillbank/envs/pusher.py says what differs)
+    "skillbank/Pusher-v1": ("pusher:PaddlePusherEnv", 300, {}),
 }
 for env_id, (entry_point, steps, kwargs) in ENVIRONMENTS.items():
     if env_id not in gym.registry:

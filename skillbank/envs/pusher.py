@@ -67,13 +67,67 @@ MODEL = """
   </actuator>
 </mujoco>
 """
+# v1: the public code's arm (haarnoja/softqlearning, models/pusher.xml, as facts: our own model). Three links of
+# 0.4 m start bent (+0.785, -0.785, -1.57 rad) so that the hand hangs over the puck's start region, facing -y; the
+# hand is a paddle, a 0.4 m crossbar with two 0.2 m prongs, that can hold the puck in front of it while it pushes.
+# Torques up to 3, contacts without friction (condim 1), a nearly massless puck whose slide joints carry the
+# inertia (armature 0.04) and damping 0.5. The reach (1.2 m to the crossbar) ends just short of the corner, 1.41 m
+# away: the corner is pushed to, not carried to.
+PADDLE_MODEL = """
+<mujoco model="skillbank-pusher-paddle">
+  <compiler angle="radian" inertiafromgeom="true"/>
+  <option timestep="0.01" gravity="0 0 0" integrator="Euler"/>
+  <default>
+    <joint damping="1.0" armature="0.04" limited="true"/>
+    <geom contype="1" conaffinity="2" condim="1" density="300" rgba="0.3 0.45 0.7 1"/>
+    <motor ctrlrange="-1 1" ctrllimited="true" gear="3"/>
+  </default>
+  <visual><headlight ambient="0.3 0.3 0.3" diffuse="0.5 0.5 0.5"/></visual>
+  <worldbody>
+    <light pos="0 0 4" dir="0 0 -1"/>
+    <geom name="table" type="plane" pos="0 0 -0.12" size="2.2 2.2 0.1" contype="0" conaffinity="0"
+          rgba="0.93 0.93 0.9 1"/>
+    <geom name="base" type="cylinder" size="0.12 0.1" contype="0" conaffinity="0" rgba="0.2 0.2 0.2 1"/>
+    <body name="link0" euler="0 0 0.785">
+      <joint name="shoulder" type="hinge" axis="0 0 1" range="-2.5 2.5"/>
+      <geom type="capsule" fromto="0 0 0 0.4 0 0" size="0.06"/>
+      <body name="link1" pos="0.4 0 0" euler="0 0 -0.785">
+        <joint name="elbow" type="hinge" axis="0 0 1" range="-2.32 2.3"/>
+        <geom type="capsule" fromto="0 0 0 0.4 0 0" size="0.06"/>
+        <body name="link2" pos="0.4 0 0" euler="0 0 -1.57">
+          <joint name="wrist" type="hinge" axis="0 0 1" range="-2.32 2.3"/>
+          <geom type="capsule" fromto="0 0 0 0.4 0 0" size="0.06"/>
+          <body name="hand" pos="0.4 0 0">
+            <geom name="fingertip" type="capsule" fromto="0 -0.2 0 0 0.2 0" size="0.04" rgba="0.9 0.6 0.1 1"/>
+            <geom type="capsule" fromto="0 -0.2 0 0.2 -0.2 0" size="0.04" rgba="0.9 0.6 0.1 1"/>
+            <geom type="capsule" fromto="0 0.2 0 0.2 0.2 0" size="0.04" rgba="0.9 0.6 0.1 1"/>
+          </body>
+        </body>
+      </body>
+    </body>
+    <body name="puck">
+      <joint name="puck_x" type="slide" axis="1 0 0" limited="false" damping="0.5"/>
+      <joint name="puck_y" type="slide" axis="0 1 0" limited="false" damping="0.5"/>
+      <geom name="puck" type="cylinder" size="0.1 0.06" mass="0.001" contype="2" conaffinity="1"
+            rgba="0.8 0.2 0.2 1"/>
+    </body>
+  </worldbody>
+  <actuator>
+    <motor joint="shoulder"/>
+    <motor joint="elbow"/>
+    <motor joint="wrist"/>
+  </actuator>
+</mujoco>
+"""
 PUCK_LOW, PUCK_HIGH = np.array([0.3, -1.0]), np.array([1.0, -0.4])
 PUCK_AWAY_FROM, PUCK_MIN_DISTANCE = np.array([1.0, -1.0]), 0.45
 
 
 class PusherEnv(MujocoEnv):
-    """The composition paper's pusher; ``goal_x`` and ``goal_y`` are the goal's coordinates, ``"any"`` where free."""
+    """The composition paper's pusher; ``goal_x`` and ``goal_y`` are the goal's coordinates, ``"any"`` where free.
+    ``skillbank/Pusher-v0``: an arm of 1.8 m with a round fingertip, written from the paper's description."""
 
+    model, model_name = MODEL, "pusher"
     metadata = {"render_modes": ["human", "rgb_array", "depth_array", "rgbd_tuple"], "render_fps": 20}
 
     def __init__(
@@ -95,7 +149,7 @@ class PusherEnv(MujocoEnv):
         observation_space = Box(-np.inf, np.inf, shape=(12,), dtype=np.float64)
         kwargs.setdefault("default_camera_config", {"distance": 4.5, "elevation": -90.0, "azimuth": 90.0,
                                                     "lookat": np.array([0.0, -0.2, 0.0])})  # fmt: skip
-        super().__init__(model_file(MODEL, "pusher"), 5, observation_space=observation_space, **kwargs)
+        super().__init__(model_file(self.model, self.model_name), 5, observation_space=observation_space, **kwargs)
 
     @property
     def puck(self) -> np.ndarray:
@@ -148,3 +202,14 @@ class PusherEnv(MujocoEnv):
         qvel[:3] += self.np_random.uniform(-scale, scale, 3)
         self.set_state(qpos, qvel)
         return self._get_obs()
+
+
+class PaddlePusherEnv(PusherEnv):
+    """``skillbank/Pusher-v1``: the public code's arm (three 0.4 m links, a paddle for a hand, torques up to 3) and its
+    control cost, 0.1 per unit of squared torque: 0.9 per unit of squared action, actions being torques / 3."""
+
+    model, model_name = PADDLE_MODEL, "pusher-paddle"
+
+    def __init__(self, goal_x: float | str | None = -1.0, goal_y: float | str | None = -1.0,
+                 ctrl_cost_weight: float = 0.9, **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(goal_x, goal_y, ctrl_cost_weight=ctrl_cost_weight, **kwargs)
