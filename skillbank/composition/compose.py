@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from skillbank.algos.buffer import ReplayBuffer
 from skillbank.algos.gradients import sql_sampler_loss_gradients
 from skillbank.algos.losses import soft_value_uniform
-from skillbank.envs import MULTIGOAL_ID, PUSHER_ID
+from skillbank.envs import MULTIGOAL_ID, PUSHER_IDS
 from skillbank.errors import SkillbankError
 from skillbank.nn.composite import CompositeQ, ResamplingSampler, operator_weights, weighted_sum
 from skillbank.nn.networks import SoftQ, SVGDSampler
@@ -75,7 +75,7 @@ def combined_task(skills: Sequence[Skill], op: str, weights: Sequence[float]) ->
     names = [t.get("name") or "?" for t in tasks]
     joiner = " or " if op in ("or", "gpi") else " + "
     task: dict[str, Any] = {"name": f"{op}({', '.join(names)})", "env_id": tasks[0].get("env_id")}
-    if task["env_id"] == PUSHER_ID:  # each goal coordinate that some constituent gives: two lines make their corner
+    if task["env_id"] in PUSHER_IDS:  # each goal coordinate that some constituent gives: two lines make their corner
         kwargs = [t.get("env_kwargs", {}) for t in tasks]
         task["env_kwargs"] = {axis: next((k[axis] for k in kwargs if k.get(axis, "any") != "any"), "any")
                               for axis in ("goal_x", "goal_y")}  # fmt: skip

@@ -12,7 +12,7 @@ from skillbank.envs.multigoal import PAPER_GOALS, MultiGoalEnv
 from skillbank.errors import SkillbankError
 
 MULTIGOAL_ID = "skillbank/MultiGoal-v0"
-PUSHER_ID = "skillbank/Pusher-v0"
+PUSHER_IDS = ("skillbank/Pusher-v0", "skillbank/Pusher-v1")
 
 # Episode lengths: Ant-v5 steps 0.05 s, so the authors' 10 s episodes are 200 steps. The walk and the hallways
 # (which reward speed, 29 m long: more than 10 s of walking) keep them; the U-maze's path from the start to the
@@ -45,7 +45,7 @@ ENVIRONMENTS: dict[str, tuple[str, int, dict[str, Any]]] = {
     ),
     "skillbank/AntUMazeCanonical-v1": ("ant:AntArenaCanonicalEnv", 400, UMAZE_V1),
     # The composition paper's pusher: 300 steps of 0.05 s; the goal is given per task (goal_x, goal_y)
-    PUSHER_ID: ("pusher:PusherEnv", 300, {}),
+    "skillbank/Pusher-v0": ("pusher:PusherEnv", 300, {}),
     # v1: the public code's arm and control cost (skillbank/envs/pusher.py says what differs)
     "skillbank/Pusher-v1": ("pusher:PaddlePusherEnv", 300, {}),
 }
@@ -69,4 +69,4 @@ def make_task_env(task: dict[str, Any], **options: Any) -> gym.Env:
     return make_env(task["env_id"], task.get("env_kwargs"), **options)
 
 
-__all__ = ["PUSHER_ID", "MULTIGOAL_ID", "PAPER_GOALS", "MultiGoalEnv", "make_env", "make_task_env"]
+__all__ = ["PUSHER_IDS", "MULTIGOAL_ID", "PAPER_GOALS", "MultiGoalEnv", "make_env", "make_task_env"]

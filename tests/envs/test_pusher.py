@@ -22,7 +22,7 @@ def test_the_reward_is_the_distance_over_the_goals_coordinates_and_the_control_c
         obs, reward, terminated, truncated, info = env.step(action)
         offset = (np.array([-1.0, -1.0]) - obs[9:11])[given]
         assert info["goal_distance"] == pytest.approx(np.linalg.norm(offset))
-        assert reward == pytest.approx(-np.linalg.norm(offset) - 0.1 * np.square(action).sum())
+        assert reward == pytest.approx(-np.linalg.norm(offset) - base.ctrl_cost_weight * np.square(action).sum())
         assert reward == pytest.approx(info["reward_dist"] + info["reward_ctrl"]) and not terminated
 
 
@@ -77,3 +77,26 @@ def test_the_sum_of_the_two_line_skills_is_evaluated_at_their_corner():
     skills = [pusher_skill(name) for name in ("pusher-x", "pusher-y")]
     combined = combined_task(skills, "sum", [1.0, 1.0])
     assert combined["env_kwargs"] == {"goal_x": -1.0, "goal_y": -1.0} == load_task("pusher-xy").env_kwargs
+
+
+
+@pytest.mark.parametrize("env_id, ctrl_cost_weight, reach", [("skillbank/Pusher-v0", 0.1, 1.8),
+                                                             ("skillbank/Pusher-v1", 0.9, 1.2)])  # fmt: skip
+def test_both_versions_build_with_their_arm_and_control_cost(env_id, ctrl_cost_weight, reach):
+    """v0 (the arm the first pusher skills were trained on) keeps its meaning beside v1, the public code's arm."""
+    import itertools
+
+    import mujoco
+
+    from skillbank.envs import make_env
+
+    env = make_env(env_id, {"goal_x": -1.0, "goal_y": "any"})
+    obs, _ = env.reset(seed=0)
+    base = env.unwrapped
+    assert obs.shape == (12,) and base.ctrl_cost_weight == ctrl_cost_weight
+    farthest = 0.0
+    for angles in itertools.product(*[np.linspace(low, high, 15) for low, high in base.model.jnt_range[:3]]):
+        base.data.qpos[:3] = angles if base.model.jnt_limited[0] else [0.0, *angles[1:]]
+        mujoco.mj_kinematics(base.model, base.data)
+        farthest = max(farthest, float(np.linalg.norm(base.fingertip[:2])))
+    assert farthest == pytest.approx(reach, abs=0.02)
