@@ -31,6 +31,12 @@ def task_env(skill: Skill, task: str) -> gym.Env:
     trained (a walker in an arena, before fine-tuning); the task's observation and action spaces must be the
     skill's."""
     loaded = load_task(task)
+    trained_on = skill.description.get("task", {}).get("env_id")
+    if trained_on and loaded.env_id != trained_on and _unversioned(loaded.env_id) == _unversioned(trained_on):
+        raise SkillbankError(
+            f"{loaded.name} runs {loaded.env_id} and the skill was trained on {trained_on}, another version of that "
+            f"environment; roll it out on its own (drop --task) or train it on {loaded.name}"
+        )
     env = loaded.make_env()
     for kind, space in (("observation", env.observation_space), ("action", env.action_space)):
         if box_to_json(space) != skill.description[f"{kind}_space"]:
@@ -39,6 +45,10 @@ def task_env(skill: Skill, task: str) -> gym.Env:
                 f"is; fine-tune it to the task instead (skillbank finetune REF --task {loaded.name})"
             )
     return env
+
+
+def _unversioned(env_id: str) -> str:
+    return env_id.rsplit("-v", 1)[0]
 
 
 def rollouts(skill: Skill, episodes: int, seed: int = 0, env: gym.Env | None = None) -> list[Rollout]:

@@ -162,7 +162,6 @@ def _pusher_skills(registry: Registry) -> tuple[dict[str, Any], str]:
     corner, where the store has them: the puck's final distance to the corner over a few rollouts each."""
     found: dict[str, Any] = {}
     lines = ""
-    env = load_task(PUSHER_TASK).make_env()
     for name in PUSHERS:
         try:
             skill = registry.load(name)
@@ -171,6 +170,7 @@ def _pusher_skills(registry: Registry) -> tuple[dict[str, Any], str]:
             lines += f"  {name} is not in the store: no such pusher skill to show\n"
             continue
         _say(f"rolling out {skill.ref} on {PUSHER_TASK} ...")
+        env = make_skill_env(skill)  # the pusher it was trained on (v0 or v1), at the corner
         found[name] = {"ref": skill.ref, **summarise(rollouts(skill, PUSHER_EPISODES, seed=0, env=env), env)}
         lines += (f"  {skill.ref}: the puck ends {found[name]['final_goal_distance']:.3f} m from the corner (-1, -1) "
                   f"on average over {PUSHER_EPISODES} rollouts\n")  # fmt: skip

@@ -100,3 +100,14 @@ def test_both_versions_build_with_their_arm_and_control_cost(env_id, ctrl_cost_w
         mujoco.mj_kinematics(base.model, base.data)
         farthest = max(farthest, float(np.linalg.norm(base.fingertip[:2])))
     assert farthest == pytest.approx(reach, abs=0.02)
+
+
+def test_a_skill_of_one_pusher_version_is_not_rolled_out_on_a_task_of_the_other():
+    from skillbank import SkillbankError
+    from skillbank.runs.evaluate import task_env
+
+    skill = pusher_skill("pusher-y")
+    skill.description["task"]["env_id"] = "skillbank/Pusher-v0"  # as the first shipped pusher skills record
+    with pytest.raises(SkillbankError, match="Pusher-v1 and the skill was trained on skillbank/Pusher-v0"):
+        task_env(skill, "pusher-x")
+    assert task_env(pusher_skill("pusher-y"), "pusher-x").unwrapped.given.tolist() == [True, False]
