@@ -79,7 +79,6 @@ def test_the_sum_of_the_two_line_skills_is_evaluated_at_their_corner():
     assert combined["env_kwargs"] == {"goal_x": -1.0, "goal_y": -1.0} == load_task("pusher-xy").env_kwargs
 
 
-
 @pytest.mark.parametrize("env_id, ctrl_cost_weight, reach", [("skillbank/Pusher-v0", 0.1, 1.8),
                                                              ("skillbank/Pusher-v1", 0.9, 1.2)])  # fmt: skip
 def test_both_versions_build_with_their_arm_and_control_cost(env_id, ctrl_cost_weight, reach):
