@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 from skillbank import Registry, SkillbankError, render
-from skillbank.composition.bounds import composite_error_bar
-from skillbank.composition.compose import compose
-from skillbank.runs.evaluate import evaluate_and_register, rollouts, summarise
+from skillbank.runs.evaluate import rollouts, summarise
 from skillbank.runs.jobs import train_spec
 from skillbank.runs.tasks import load_task
-from skillbank.store.registry import Parent
 from skillbank.viz.plot import plot_pushers
 from skillbank.workflows.experiment import run_grid
+from skillbank.workflows.skills import compose_and_register
 
 LINES, CORNER, COMPOSITE = ("pusher-x", "pusher-y"), "pusher-xy", "pusher-x-y-sum"
 
@@ -48,24 +45,11 @@ def train_missing(registry: Registry, steps: int, workers: int, runs_dir: Path) 
 
 def composed(registry: Registry, episodes: int) -> tuple[str, float]:
     """The registered composite of the two line skills (composed now if absent) and its seconds of composing."""
-    if registry.find(name=COMPOSITE):
-        ref = str(registry.resolve(COMPOSITE))
-        return ref, registry.load(ref).description["composition"].get("wall_time_s", float("nan"))
-    skills = [registry.load(name) for name in LINES]
-    replay = registry.replay_union([s.ref for s in skills])
-    if replay is None:
-        raise SkillbankError("pusher-x and pusher-y were registered without replay; train them with --keep-replay")
-    started = time.perf_counter()
-    print("composing: the sampler of the sum on the union of the two buffers ...", flush=True)
-    skill = compose(skills, "sum", sampler="svgd", replay=replay, progress_bar=True)
-    seconds = time.perf_counter() - started
-    skill.description["composition"]["wall_time_s"] = round(seconds, 1)
-    print("certifying the composite from the skills and their data ...", flush=True)
-    skill.description["bounds"] = composite_error_bar(skill, skills, replay, progress=True)
-    parents = [Parent(s.ref, "constituent", {"weight": w}) for s, w in zip(skills, skill.q.weights)]
-    ref = evaluate_and_register(registry, skill, COMPOSITE, episodes, parents=parents,
-                                description="sum of pusher-x and pusher-y")  # fmt: skip
-    return ref, seconds
+    if not registry.find(name=COMPOSITE):
+        print("composing: the sampler of the sum on the union of the two buffers, then its bounds ...", flush=True)
+        compose_and_register(registry, LINES, COMPOSITE, "sum", episodes=episodes, sampler="svgd", progress_bar=True)
+    ref = str(registry.resolve(COMPOSITE))
+    return ref, registry.load(ref).description["composition"].get("wall_time_s", float("nan"))
 
 
 def main() -> None:

@@ -114,6 +114,16 @@ def base_samplers(skill: Skill) -> list[torch.nn.Module]:
     return [skill.sampler]
 
 
+def sampler_widths(skill: Skill) -> list[int]:
+    """The hidden widths of a composite's fresh SVGD sampler: those of its first constituent's own sampler, as the
+    public composition code sizes it (``pusher_combine.py``: the constituents' 128x128), or 100x100 where that
+    sampler is not an SVGD network (the SQL paper's size)."""
+    own = base_samplers(skill)[0]
+    while not isinstance(own, SVGDSampler) and hasattr(own, "base"):  # a heads sampler's trained network
+        own = own.base
+    return list(own.net.hidden) if isinstance(own, SVGDSampler) else [100, 100]
+
+
 # Over 60 lines, on purpose: most of it is the documented signature; the body checks, then builds in one pass.
 def compose(
     skills: Sequence[Skill],
@@ -175,7 +185,7 @@ def compose(
     elif sampler == "svgd":
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            pi = SVGDSampler(obs_dim, act_dim, [100, 100])
+            pi = SVGDSampler(obs_dim, act_dim, sampler_widths(first))
     else:
         raise SkillbankError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     skill = Skill(q, pi, description)

@@ -4,6 +4,7 @@ library calls behind ``skillbank compose`` and ``skillbank turn`` (``skillbank t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,13 +34,16 @@ def compose_and_register(
 ) -> tuple[str, Skill]:
     """Compose the registered skills ``refs`` with ``op`` (:func:`~skillbank.composition.compose.compose`, whose
     ``options`` these are; an SVGD sampler trains on the union of their replay buffers), bound its error (the
-    certified interval, and on a grid the exact bounds: its ``bounds`` metadata), evaluate it over ``episodes``
+    certified interval, and on a grid the exact bounds: its ``bounds`` metadata; the seconds composing took are its
+    ``composition.wall_time_s``), evaluate it over ``episodes``
     rollouts and register it as ``name`` with each constituent and its weight as parents. Returns the new
     reference and the composite."""
     validate_name(name)  # before any training
     skills = [registry.load(ref) for ref in refs]
     replay = registry.replay_union([s.ref for s in skills])
+    started = time.perf_counter()
     skill = compose(skills, op, weights, replay=replay, seed=seed, progress_bar=progress_bar, **options)
+    skill.description["composition"]["wall_time_s"] = round(time.perf_counter() - started, 1)
     skill.description["bounds"] = composite_error_bar(skill, skills, replay, tolerance, spacing, progress_bar, seed)
     parents = [Parent(s.ref, "constituent", {"weight": w}) for s, w in zip(skills, skill.q.weights)]
     ref = evaluate_and_register(registry, skill, name, episodes, seed=seed, parents=parents,

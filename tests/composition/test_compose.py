@@ -63,6 +63,12 @@ def test_composite_round_trips_through_files(op, tmp_path):
     assert loaded.description["composition"]["op"] == op
 
 
+def test_an_svgd_composite_samples_with_a_network_as_wide_as_its_constituents():
+    skills = [tiny_skill(0), tiny_skill(1)]
+    composite = compose(skills, "sum", sampler="svgd", replay=random_buffer(50), sampler_steps=2)
+    assert composite.sampler.spec()["hidden"] == tiny_skill(0).sampler.spec()["hidden"]
+
+
 def test_incompatible_skills_are_refused_with_the_fix_named():
     a, b = tiny_skill(0), tiny_skill(1)
     b.alpha = 2.0
@@ -146,7 +152,9 @@ def test_compose_command_registers_a_composite_with_lineage_and_bounds(corner_st
     assert bounds["verdict"] == bounds["certified"]["verdict"]  # the verdict is the certificate's
     assert bounds["verdict"]["verdict"] in ("certified", "uncertified", "fails")
     assert "learned" not in bounds and bounds["composition_bounds"].startswith("none")  # not the mean's bounds
-    assert registry.load("en").description["composition"]["sampler_training"]["steps"] == 20
+    composition = registry.load("en").description["composition"]
+    assert composition["sampler_training"]["steps"] == 20 and composition["wall_time_s"] > 0
+    assert composition["env_steps"] == 0
     assert main(["show", "en", "--store", str(corner_store)]) == 0
     shown = capsys.readouterr().out
     assert "certified at the start" in shown and "composition bounds: none" in shown
