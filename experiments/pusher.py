@@ -8,9 +8,9 @@
 2. Composes ``pusher-x-y-sum``: the sum of the two Q-functions, and a fresh SVGD sampler trained on the union of
    their replay buffers with no environment steps (the composition paper's ``pusher_combine.py``).
 3. Evaluates each skill with 100 rollouts on the combined task, and each constituent on its own line and the other's.
-4. Writes ``OUT/summary.json`` keyed by skill name (``final_goal_distance`` on the combined task, ``env_steps``
-   beyond the constituents, ``wall_time_s``), ``OUT/pushers.png`` (the puck's paths, the skills side by side) and a
-   GIF of each skill.
+4. Writes ``OUT/summary.json`` keyed by skill name (``final_goal_distance`` on the combined task, its median and
+   the share of rollouts within 0.25 m, ``env_steps`` beyond the constituents, ``wall_time_s``), ``OUT/pushers.png``
+   (the puck's paths, the skills side by side) and a GIF of each skill.
 """
 
 from __future__ import annotations
@@ -71,9 +71,12 @@ def main() -> None:
         skill = registry.load(composite_ref if name == COMPOSITE else name)
         paths = rollouts(skill, args.episodes, seed=0, env=envs[CORNER])
         training = skill.description.get("training") or {}
+        measured = summarise(paths, envs[CORNER])
         entry = {
             "ref": skill.ref,
-            "final_goal_distance": summarise(paths, envs[CORNER])["final_goal_distance"],
+            "final_goal_distance": measured["final_goal_distance"],
+            "median_final_goal_distance": measured["median_final_goal_distance"],
+            "share_within_0.25_m": sum(p.final_goal_distance <= 0.25 for p in paths) / len(paths),
             "env_steps": 0 if name == COMPOSITE else training.get("steps"),
             "wall_time_s": round(compose_seconds, 1) if name == COMPOSITE else training.get("wall_time_s"),
         }

@@ -122,6 +122,7 @@ def summarise(paths: list[Rollout], env: gym.Env) -> dict[str, Any]:
         distances = [p.final_goal_distance for p in paths]
         summary["final_goal_distance"] = float(np.mean(distances))
         summary["std_final_goal_distance"] = float(np.std(distances))
+        summary["median_final_goal_distance"] = float(np.median(distances))  # the mean pays for a few misses
     return summary
 
 

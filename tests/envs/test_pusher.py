@@ -69,6 +69,7 @@ def test_eval_on_the_pusher_reports_the_final_goal_distance():
     skill = pusher_skill("pusher-y")
     metrics = evaluate(skill, episodes=2, env=env)
     assert 0 <= metrics["final_goal_distance"] < 5 and "success_rate" not in metrics
+    assert 0 <= metrics["median_final_goal_distance"] < 5
 
 
 def test_the_sum_of_the_two_line_skills_is_evaluated_at_their_corner():
