@@ -44,8 +44,11 @@ def train_missing(registry: Registry, steps: int, workers: int, runs_dir: Path) 
 
 
 def composed(registry: Registry, episodes: int) -> tuple[str, float]:
-    """The registered composite of the two line skills (composed now if absent) and its seconds of composing."""
-    if not registry.find(name=COMPOSITE):
+    """The registered composite of the two line skills' newest versions (composed now if there is none) and its
+    seconds of composing."""
+    newest = [str(registry.resolve(line)) for line in LINES]
+    current = registry.find(name=COMPOSITE) and registry.load(COMPOSITE).description["composition"]["constituents"]
+    if current != newest:
         print("composing: the sampler of the sum on the union of the two buffers, then its bounds ...", flush=True)
         compose_and_register(registry, LINES, COMPOSITE, "sum", episodes=episodes, sampler="svgd", progress_bar=True)
     ref = str(registry.resolve(COMPOSITE))
