@@ -1,7 +1,8 @@
 """How much of the pusher composite's distance to the corner is its sampler: the sum of the two line skills' Q with
 a fresh SVGD sampler trained from several seeds (on the union of their replay buffers, no environment steps), and with
 the training-free resampling sampler, each rolled out 100 times on the corner; and the divergence-corrected sum
-(``dc``, its correction learned on the same buffers) with the resampling sampler::
+(``dc``, its correction learned on the same buffers) with the resampling sampler; with ``--weights``, weighted sums
+(resampling sampler) too, e.g. ``--weights 1,0.5 2,1``::
 
     python experiments/pusher_samplers.py --store ~/skillbank-runs/pusher-v1-store --lines pusher-x@2 pusher-y@2 \
         --seeds 0 1 2 --out docs/results/pusher/samplers.json
@@ -24,8 +25,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", type=Path, required=True)
     parser.add_argument("--lines", nargs=2, default=["pusher-x", "pusher-y"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2], help="SVGD samplers' seeds (none: skip)")
     parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--weights", nargs="*", default=[], help="weighted sums to add, each W_X,W_Y")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -33,12 +35,15 @@ def main() -> None:
     skills = [registry.load(ref) for ref in args.lines]
     replay = registry.replay_union([s.ref for s in skills])
     rows = []
-    for op, sampler, seed in [("sum", "resample", 0), ("dc", "resample", 0)] + [("sum", "svgd", s) for s in args.seeds]:
+    weighted = [[float(w) for w in pair.split(",")] for pair in args.weights]
+    runs = [("sum", "resample", 0, None), ("dc", "resample", 0, None)] + [("sum", "svgd", s, None) for s in args.seeds]
+    for op, sampler, seed, weights in runs + [("sum", "resample", 0, w) for w in weighted]:
         started = time.perf_counter()
-        composite = compose(skills, op, sampler=sampler, replay=replay, seed=seed)
+        composite = compose(skills, op, weights, sampler=sampler, replay=replay, seed=seed)
         env = make_skill_env(composite)
         measured = summarise(rollouts(composite, args.episodes, seed=0, env=env), env)
-        rows.append({"op": op, "sampler": sampler, "seed": seed, "final_goal_distance": measured["final_goal_distance"],
+        rows.append({"op": op, "weights": composite.q.weights, "sampler": sampler, "seed": seed,
+                     "final_goal_distance": measured["final_goal_distance"],
                      "median_final_goal_distance": measured["median_final_goal_distance"],
                      "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
