@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.envs.registration import parse_env_id
 
 from skillbank.algos.buffer import ReplayBuffer
 from skillbank.envs import make_task_env
@@ -32,7 +33,7 @@ def task_env(skill: Skill, task: str) -> gym.Env:
     skill's."""
     loaded = load_task(task)
     trained_on = skill.description.get("task", {}).get("env_id")
-    if trained_on and loaded.env_id != trained_on and _unversioned(loaded.env_id) == _unversioned(trained_on):
+    if trained_on and loaded.env_id != trained_on and parse_env_id(loaded.env_id)[:2] == parse_env_id(trained_on)[:2]:
         raise SkillbankError(
             f"{loaded.name} runs {loaded.env_id} and the skill was trained on {trained_on}, another version of that "
             f"environment; roll it out on its own (drop --task) or train it on {loaded.name}"
@@ -45,10 +46,6 @@ def task_env(skill: Skill, task: str) -> gym.Env:
                 f"is; fine-tune it to the task instead (skillbank finetune REF --task {loaded.name})"
             )
     return env
-
-
-def _unversioned(env_id: str) -> str:
-    return env_id.rsplit("-v", 1)[0]
 
 
 def rollouts(skill: Skill, episodes: int, seed: int = 0, env: gym.Env | None = None) -> list[Rollout]:

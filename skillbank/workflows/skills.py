@@ -35,9 +35,8 @@ def compose_and_register(
     """Compose the registered skills ``refs`` with ``op`` (:func:`~skillbank.composition.compose.compose`, whose
     ``options`` these are; an SVGD sampler trains on the union of their replay buffers), bound its error (the
     certified interval, and on a grid the exact bounds: its ``bounds`` metadata; the seconds composing took are its
-    ``composition.wall_time_s``), evaluate it over ``episodes``
-    rollouts and register it as ``name`` with each constituent and its weight as parents. Returns the new
-    reference and the composite."""
+    ``composition.wall_time_s``), evaluate it over ``episodes`` rollouts and register it as ``name`` with each
+    constituent and its weight as parents. Returns the new reference and the composite."""
     validate_name(name)  # before any training
     skills = [registry.load(ref) for ref in refs]
     replay = registry.replay_union([s.ref for s in skills])
