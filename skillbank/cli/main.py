@@ -42,10 +42,11 @@ def _recipe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--q-target", choices=["soft", "max"],
                    help="the Q target: soft (the skill's algorithm, the default) or max, the greatest target Q over "
                         "the heads (the authors' fine-tuning)")  # fmt: skip
-    p.add_argument("--recipe", choices=["authors"],
+    p.add_argument("--recipe", choices=["authors", "steer"],
                    help="authors: the SQL authors' fine-tuning in one word (heads 32 -> 1 in a hallway, 10 in a maze; "
                         "--q-target max; alpha 1000x lower over 200k steps; OU sigma 0.3; --warmup 20000); options "
-                        "given beside it win")  # fmt: skip
+                        "given beside it win. steer: keep an Ant walker frozen and learn with SAC only which way to "
+                        "send it (an Ant arena in the world frame, e.g. ant-umaze)")  # fmt: skip
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="change one hyperparameter of the skill's configuration (a TOML value), e.g. "
                         "symmetry=ant-c4 or tau=0.005; not the networks' sizes, nor alpha "

@@ -23,6 +23,7 @@ from torch import nn
 from skillbank.errors import SkillFormatError
 from skillbank.nn.composite import CompositeQ, ResamplingSampler
 from skillbank.nn.networks import SAMPLERS, HeadsSampler, SoftQ, soft_value_uniform
+from skillbank.nn.steered import HEADING_DIM, SteeredQ, SteeredSampler, build_steered_sampler
 
 FORMAT_VERSION = 1
 DESCRIPTION_FILE = "skill.json"
@@ -42,6 +43,10 @@ def build_q(spec: dict[str, Any], obs_dim: int, act_dim: int) -> nn.Module:
     if spec.get("type", "mlp") == "mlp":
         return SoftQ(obs_dim, act_dim, spec["hidden"], spec["critics"], spec["output_scale"],
                      spec.get("reward_units", False))  # fmt: skip
+    if spec["type"] == SteeredQ.kind:
+        if len(spec["parts"]) != 1:
+            raise ValueError("a steered Q-function has one part, the heading policy's")
+        return SteeredQ(build_q(spec["parts"][0], obs_dim, HEADING_DIM), act_dim)
     if spec["type"] != "composite":
         raise ValueError(f"unknown Q-network type {spec['type']!r}")
     correction = None if spec["correction"] is None else build_q(spec["correction"], obs_dim, act_dim)
@@ -60,6 +65,8 @@ def build_sampler(spec: dict[str, Any], obs_dim: int, act_dim: int) -> nn.Module
             raise ValueError(f"a heads sampler has one part and selects {' or '.join(HeadsSampler.SELECT)}")
         count = _count(spec["count"], "networks.sampler.count", 1, MAX_HEADS)
         return HeadsSampler(build_sampler(spec["parts"][0], obs_dim, act_dim), count, spec["select"])
+    if spec["type"] == SteeredSampler.kind:
+        return build_steered_sampler(spec, obs_dim, act_dim, build_sampler)
     if spec["type"] not in SAMPLERS:
         raise ValueError(f"unknown sampler type {spec['type']!r}")
     return SAMPLERS[spec["type"]](obs_dim, act_dim, spec["hidden"])
@@ -192,8 +199,10 @@ def check_header(header: dict[str, Any], expected: dict[str, tuple[int, ...]], n
 
 
 def refuse_pickle(data: bytes, name: str) -> None:
-    """Raise before parsing if ``data`` looks like a pickle or a ``torch.save`` archive."""
-    if data[:1] == b"\x80" or data[:2] == b"PK":
+    """Raise before parsing if ``data`` looks like a pickle or a ``torch.save`` archive. A safetensors file opens with
+    its header's length (8 bytes, little-endian) and then the header's ``{``; that length's first byte may be a
+    pickle's opening 0x80 (a header of 640 or 1,664 bytes), so the ``{`` decides."""
+    if (data[:1] == b"\x80" and data[8:9] != b"{") or data[:2] == b"PK":
         raise SkillFormatError(
             f"{name} is a pickle or torch.save archive; skillbank loads weights only from safetensors "
             "files, never by unpickling. Re-save the weights with safetensors.torch.save_file."

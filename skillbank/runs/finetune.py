@@ -19,6 +19,10 @@ option of its own:
 - ``warmup``: a fresh replay pool filled by the pretrained policy before the first update (theirs: 20k);
 - ``ou_sigma`` (``overrides``): Ornstein-Uhlenbeck noise on the actions (theirs: 0.3).
 
+``recipe="steer"`` (:mod:`skillbank.runs.steer`) updates no network of the walker: SAC learns a heading policy in
+the arena and the frozen walker walks each heading, so the gait cannot be lost (every update of the walker's sampler
+tried in the U-maze lost it within 10k to 20k updates: ``docs/results/umaze/README.md``).
+
 ``fresh_critic`` keeps the pretrained policy but starts the Q-function afresh (the pretrained one predicts the
 walk's returns, several times what an arena pays), and ``critic_warmup`` holds the policy (and SAC's
 temperature) fixed for that many first updates, so that it improves against a critic that has learned the new
@@ -47,6 +51,7 @@ from skillbank.nn.composite import CompositeQ
 from skillbank.nn.networks import DeterministicPolicy, GaussianSampler, HeadsSampler, SoftQ, SVGDSampler
 from skillbank.nn.skill import Skill, box_to_json, build_q
 from skillbank.runs.specs import JobSpec
+from skillbank.runs.steer import build_steered, check_arena, steered_walker
 from skillbank.runs.tasks import ALGORITHMS, Task, load_task
 from skillbank.store.registry import Registry
 
@@ -64,7 +69,7 @@ RECIPE = (
     "heads_final",
     "head_select",
 )
-RECIPES = ("authors",)
+RECIPES = ("authors", "steer")
 
 
 def authors_recipe(skill: Skill, env: gym.Env) -> dict[str, Any]:
@@ -240,6 +245,17 @@ def finetune_spec(
     ``recipe="authors"`` fills in :func:`authors_recipe`'s values where the other options are left at their
     defaults."""
     task = task if isinstance(task, Task) else load_task(task)
+    if recipe == "steer":
+        options = {"anneal-alpha-to": anneal_alpha_to, "anneal-steps": anneal_steps, "fresh-critic": fresh_critic,
+                   "critic-warmup": critic_warmup, "heads": heads, "heads-final": heads_final,
+                   "head-select": head_select}  # fmt: skip
+        used = sorted(k for k, v in options.items() if v not in (None, 0, False))
+        if used:
+            raise SkillbankError(f"--recipe steer trains a new heading policy and leaves the walker as it is; "
+                                 f"--{', --'.join(used)} do not apply")  # fmt: skip
+        return _steer_spec(skill, task, steps=steps, seed=seed, warmup=warmup, overrides=overrides, name=name,
+                           store=store, pretrained_store=pretrained_store, compile=compile, device=device,
+                           **run)  # fmt: skip
     if recipe is not None:
         values = _with_recipe(recipe, skill, task, warmup=warmup, anneal_alpha_to=anneal_alpha_to,
                               anneal_steps=anneal_steps, heads=heads, heads_final=heads_final)  # fmt: skip
@@ -272,12 +288,34 @@ def finetune_spec(
     }  # fmt: skip
 
 
+def _steer_spec(skill: Skill, task: Task, *, steps: int | None, seed: int, warmup: int, overrides, name, store,
+                pretrained_store, compile: bool, device: str, **run: Any) -> JobSpec:  # fmt: skip
+    """The job of ``recipe="steer"``: SAC (the task's ``[sac]`` settings, ``warmup`` its learning start) learning a
+    heading policy over the frozen ``skill`` (:mod:`skillbank.runs.steer`)."""
+    steered_walker(skill)
+    check_arena(task.make_env(), task.name)
+    sac = ALGORITHMS["sac"].config_class
+    config = (task.configs.get("sac") or sac()).replace(learning_starts=warmup, **(overrides or {}))
+    return {
+        "kind": "finetune", "pretrained": getattr(skill, "ref", None), "task": str(task.path.resolve()),
+        "task_name": task.name, "algo": "sac", "env_id": task.env_id, "env_kwargs": task.env_kwargs,
+        "config": config.to_dict(), "steps": task.steps if steps is None else steps, "seed": seed,
+        "name": name or f"{task.name}-finetuned", "store": None if store is None else str(store),
+        "pretrained_store": str(pretrained_store or store), "warmup": warmup, "anneal_alpha_to": None,
+        "anneal_steps": 0, "compile": compile, "device": device, "recipe": "steer",
+        **({"set": overrides} if overrides else {}), **run,
+    }  # fmt: skip
+
+
 def build_finetune(spec: JobSpec, skill: Skill | None = None) -> OffPolicyAlgorithm:
     """The algorithm of a fine-tuning job: the pretrained skill (loaded from the job's store unless
-    given), widened to the task's observation, in the task's environment with a fresh buffer."""
+    given), widened to the task's observation, in the task's environment with a fresh buffer; for
+    ``recipe="steer"``, a heading policy over the frozen skill (:func:`skillbank.runs.steer.build_steered`)."""
     if skill is None:
         skill = Registry(spec["pretrained_store"]).load(spec["pretrained"])
     env = make_env(spec["env_id"], spec["env_kwargs"])
+    if spec.get("recipe") == "steer":
+        return build_steered(spec, skill, env)
     if isinstance(skill.sampler, HeadsSampler):  # a skill fine-tuned with heads trains on as its sampler
         skill = Skill(skill.q, skill.sampler.base, skill.description)
     skill = widen(skill, box_to_json(env.observation_space))

@@ -163,6 +163,20 @@ def test_pickle_payloads_are_refused_without_being_executed(tmp_path):
     assert not marker.exists()
 
 
+def test_a_safetensors_header_whose_length_opens_like_a_pickle_still_loads(tmp_path):
+    from safetensors.torch import save as save_safetensors
+
+    skill_dir = tiny_skill().save(tmp_path / "skill")
+    tensors = Skill.load(skill_dir).state_tensors()
+    base = int.from_bytes(save_safetensors(tensors, {"pad": ""})[:8], "little")
+    for length in [n for n in range(128, 8192, 256) if n >= base][:2]:  # the file's first byte is 0x80, as a pickle's
+        pads = (save_safetensors(tensors, {"pad": " " * n}) for n in range(length))
+        data = next(d for d in pads if int.from_bytes(d[:8], "little") == length)
+        assert data[0] == 0x80 and int.from_bytes(data[:8], "little") == length
+        (skill_dir / "weights.safetensors").write_bytes(data)
+        np.testing.assert_array_equal(actions_of(Skill.load(skill_dir)), actions_of(tiny_skill()))
+
+
 def test_export_import_round_trip_keeps_actions_and_lineage(tmp_path):
     src, dst = Registry(tmp_path / "a"), Registry(tmp_path / "b")
     parent = src.register(tiny_skill(0), "base", tags=["pretrained"])
