@@ -23,19 +23,22 @@ from skillbank.errors import SkillbankError
 from skillbank.nn.skill import Skill, box_to_json
 from skillbank.nn.steered import HEADING_DIM, WALKER_OBS_DIM, SteeredQ, SteeredSampler, SteeredWalker
 
-WALKS = {"skillbank/AntWalk-v0": False, "skillbank/AntWalkCanonical-v0": True}  # walk: seen in the quarter turn
+CANONICAL_WALK, WORLD_WALK = "skillbank/AntWalkCanonical-v0", "skillbank/AntWalk-v0"
 
 
 def steered_walker(walker: Skill) -> SteeredWalker:
-    """The frozen, steerable copy of ``walker`` (a skill of an Ant walk), or an error that says what can be steered."""
+    """The frozen, steerable copy of ``walker`` (a skill of the canonical walk), or an error that says what can be
+    steered. Walkers of the world-frame walk are refused: they walk where their body faces whatever origin they are
+    shown (``experiments/walker_origin_steering.py``: the shipped ones, alignment with the heading -0.05 to 0.11)."""
     env_id = walker.description.get("task", {}).get("env_id")
-    if env_id not in WALKS:
+    if env_id != CANONICAL_WALK:
+        hint = " (whatever origin it is shown, a walker of the world-frame walk goes where its body faces)"
         raise SkillbankError(
-            f"--recipe steer steers a walker of {' or '.join(WALKS)} (rewarded for its distance from the origin, "
-            f"which it sees), not a skill of {env_id}"
+            f"--recipe steer steers a walker of {CANONICAL_WALK} (ant-walk-canonical: it walks away from the origin it "
+            f"sees), not a skill of {env_id}{hint if env_id == WORLD_WALK else ''}; e.g. ant-walk-sql@3"
         )
     sampler = walker.sampler.base if hasattr(walker.sampler, "base") else walker.sampler
-    return SteeredWalker(sampler, canonical=WALKS[env_id]).requires_grad_(False)
+    return SteeredWalker(sampler, canonical=True).requires_grad_(False)
 
 
 def check_arena(env: gym.Env, task: str) -> None:

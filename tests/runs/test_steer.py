@@ -11,6 +11,7 @@ from skillbank import SAC, SQL, Registry, SkillbankError
 from skillbank.envs.ant import quarter_turn_frame
 from skillbank.envs.symmetry import ant_quarter_turn
 from skillbank.nn.skill import DESCRIPTION_FILE, WEIGHTS_FILE, Skill
+from skillbank.nn.steered import SteeredWalker
 from skillbank.runs.finetune import build_finetune, finetune_spec
 from skillbank.runs.run import Run
 from skillbank.runs.steer import steered_walker
@@ -44,7 +45,7 @@ def steer_spec(store, ref, **options):
 def test_a_steered_walker_sees_the_origin_behind_it_in_the_frame_it_was_trained_in(walkers, frame):
     store, refs = walkers
     walker = Registry(store).load(refs[frame])
-    steered = steered_walker(walker)
+    steered = SteeredWalker(walker.sampler, canonical=frame == "canonical")
     g = torch.Generator().manual_seed(0)
     obs = torch.randn(3, 29, generator=g)
     headings = torch.randn(3, 4, 2, generator=g)
@@ -89,7 +90,7 @@ def test_a_steered_skill_is_data_and_acts_in_the_arena_as_it_did(walkers, tmp_pa
 
 def test_a_steered_skill_file_with_a_bad_walker_is_refused_before_loading(walkers, tmp_path):
     store, refs = walkers
-    algo = build_finetune(steer_spec(store, refs["world"]))
+    algo = build_finetune(steer_spec(store, refs["canonical"]))
     directory = algo.policy.save(tmp_path / "skill")
     import json
 
@@ -103,9 +104,11 @@ def test_a_steered_skill_file_with_a_bad_walker_is_refused_before_loading(walker
 
 def test_the_recipe_refuses_what_it_cannot_steer(walkers, tmp_path):
     store, refs = walkers
-    walker = Registry(store).load(refs["world"])
+    walker = Registry(store).load(refs["canonical"])
     with pytest.raises(SkillbankError, match="world frame"):
         finetune_spec(walker, "ant-umaze-canonical", steps=10, recipe="steer", store=store)
+    with pytest.raises(SkillbankError, match="where its body faces"):  # measured: world-frame walkers do not steer
+        finetune_spec(Registry(store).load(refs["world"]), MAZE, steps=10, recipe="steer", store=store)
     with pytest.raises(SkillbankError, match="--heads"):
         finetune_spec(walker, MAZE, steps=10, recipe="steer", store=store, heads=4)
     other = Registry(tmp_path / "other")
@@ -113,8 +116,8 @@ def test_the_recipe_refuses_what_it_cannot_steer(walkers, tmp_path):
     with pytest.raises(SkillbankError, match="steers a walker"):
         finetune_spec(other.load(multigoal), MAZE, steps=10, recipe="steer", store=other.path)
     with pytest.raises(SkillbankError, match="ou_sigma"):
-        build_finetune(steer_spec(store, refs["world"]) | {"config": {**steer_spec(store, refs["world"])["config"],
-                                                                      "ou_sigma": 0.3}})  # fmt: skip
+        spec = steer_spec(store, refs["canonical"])
+        build_finetune({**spec, "config": {**spec["config"], "ou_sigma": 0.3}})
 
 
 def test_a_steered_run_killed_and_resumed_ends_bit_for_bit(walkers, tmp_path):
