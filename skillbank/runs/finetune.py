@@ -50,6 +50,7 @@ from skillbank.errors import SkillbankError
 from skillbank.nn.composite import CompositeQ
 from skillbank.nn.networks import DeterministicPolicy, GaussianSampler, HeadsSampler, SoftQ, SVGDSampler
 from skillbank.nn.skill import Skill, box_to_json, build_q
+from skillbank.nn.steered import SteeredQ
 from skillbank.runs.specs import JobSpec
 from skillbank.runs.steer import build_steered, check_arena, steered_walker
 from skillbank.runs.tasks import ALGORITHMS, Task, load_task
@@ -245,6 +246,10 @@ def finetune_spec(
     ``recipe="authors"`` fills in :func:`authors_recipe`'s values where the other options are left at their
     defaults."""
     task = task if isinstance(task, Task) else load_task(task)
+    if isinstance(skill.q, SteeredQ):
+        raise SkillbankError(f"{getattr(skill, 'ref', 'the skill')} is a steered skill (a heading policy over a frozen "
+                             f"walker, {skill.description['steering']['walker']}), which cannot be fine-tuned as a "
+                             "whole; fine-tune or steer its walker")  # fmt: skip
     if recipe == "steer":
         options = {"anneal-alpha-to": anneal_alpha_to, "anneal-steps": anneal_steps, "fresh-critic": fresh_critic,
                    "critic-warmup": critic_warmup, "heads": heads, "heads-final": heads_final,

@@ -86,6 +86,9 @@ def test_a_steered_skill_is_data_and_acts_in_the_arena_as_it_did(walkers, tmp_pa
     assert any(k.startswith("sampler.parts.1.sampler.") for k in tensors) and not any("frame" in k for k in tensors)
     with pytest.raises(SkillbankError, match="values headings"):
         loaded.q_values(torch.zeros(1, 29), torch.zeros(1, 2, 8))
+    for recipe in (None, "steer"):
+        with pytest.raises(SkillbankError, match="steered skill"):
+            finetune_spec(loaded, MAZE, steps=10, recipe=recipe, store=store)
 
 
 def test_a_steered_skill_file_with_a_bad_walker_is_refused_before_loading(walkers, tmp_path):
