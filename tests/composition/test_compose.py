@@ -202,10 +202,10 @@ def test_demo_on_the_shipped_store(tmp_path, capsys):
     sql, sac = summary["ant"]["ant-walk-sql"], summary["ant"]["ant-walk-sac"]
     assert sql["rollouts"] == sac["rollouts"] == 50 and sql["octants_covered"] >= 4 and sql["mean_speed"] > 0.05
     assert sac["mean_speed"] > 1 and sac["octants_covered"] <= 2
-    # The shipped U-maze skill (SAC's walker fine-tuned for 150k steps) is shown over the maze; measured, it stands
-    # near the start and no rollout reaches the goal
+    # The shipped U-maze skill (ant-walk-sql@3 steered by a heading policy learned in 150k steps) is shown over the
+    # maze; measured, 8 of these 10 rollouts reach the goal (46 of 50 with more)
     maze = summary["ant"]["ant-umaze-finetuned"]
-    assert maze["ref"] == "ant-umaze-finetuned@1" and maze["episodes"] == 10 and 0 <= maze["success_rate"] <= 1
+    assert maze["ref"] == "ant-umaze-finetuned@2" and maze["episodes"] == 10 and maze["success_rate"] >= 0.6
     assert {p.name for p in tmp_path.iterdir()} >= {"summary.json", "east_north_bounds.png", "east_north_composite.png",
                                                     "ant_walk_headings.png", "ant_umaze_finetuned.png"}  # fmt: skip
 
