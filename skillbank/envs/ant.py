@@ -25,7 +25,7 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.spaces import Box
 
 from skillbank.envs.models import model_file
-from skillbank.envs.symmetry import ant_quarter_turn
+from skillbank.envs.symmetry import ant_quarter_turn_frames
 
 WALL_HEIGHT = 2.0
 Rectangle = tuple[float, float, float, float]  # x0, x1, y0, y1
@@ -180,9 +180,7 @@ class QuarterTurnFrame:
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        turn_obs, turn_act = ant_quarter_turn()
-        self._to_frame = [np.linalg.matrix_power(turn_obs, (4 - k) % 4) for k in range(4)]
-        self._from_frame = [np.linalg.matrix_power(turn_act, k) for k in range(4)]
+        self._to_frame, self._from_frame = ant_quarter_turn_frames()
         super().__init__(**kwargs)
 
     def frame(self) -> int:

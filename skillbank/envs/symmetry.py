@@ -51,6 +51,14 @@ def ant_quarter_turn() -> tuple[np.ndarray, np.ndarray]:
     return obs, joints[np.ix_(order, order)]
 
 
+def ant_quarter_turn_frames() -> tuple[np.ndarray, np.ndarray]:
+    """For each quarter turn k (0 to 3), the maps into a frame turned by k (observations turned by -k) and back out
+    of it (actions turned by k): arrays (4, 29, 29) and (4, 8, 8), as the canonical walk sees and acts."""
+    obs, actions = ant_quarter_turn()
+    into = np.stack([np.linalg.matrix_power(obs, (4 - k) % 4) for k in range(4)])
+    return into, np.stack([np.linalg.matrix_power(actions, k) for k in range(4)])
+
+
 GROUPS = {"ant-c4": (ant_quarter_turn, 4, (ANT_WALK,))}  # name: (generator, order, environments where it holds)
 
 

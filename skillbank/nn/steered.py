@@ -21,11 +21,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from skillbank.envs.symmetry import ant_quarter_turn
+from skillbank.envs.symmetry import ant_quarter_turn_frames
 from skillbank.errors import SkillbankError
 
 WALKER_OBS_DIM, WALKER_ACT_DIM = 29, 8  # the Ant walk's observation (Ant-v5's without contact forces, then x, y)
@@ -52,9 +51,7 @@ class SteeredWalker(nn.Module):
             raise ValueError(f"a steered walker needs radius > 0 and gain in (0, 1]; got {radius}, {gain}")
         self.sampler, self.radius, self.gain, self.canonical = sampler, float(radius), float(gain), bool(canonical)
         self.obs_dim, self.act_dim = WALKER_OBS_DIM, WALKER_ACT_DIM
-        turn_obs, turn_act = ant_quarter_turn()
-        to_frame = np.stack([np.linalg.matrix_power(turn_obs, (4 - k) % 4) for k in range(4)])
-        from_frame = np.stack([np.linalg.matrix_power(turn_act, k) for k in range(4)])
+        to_frame, from_frame = ant_quarter_turn_frames()
         # constants of the Ant's body, not weights: left out of the skill's file
         self.register_buffer("to_frame", torch.as_tensor(to_frame, dtype=torch.float32), persistent=False)
         self.register_buffer("from_frame", torch.as_tensor(from_frame, dtype=torch.float32), persistent=False)

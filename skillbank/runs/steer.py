@@ -20,6 +20,7 @@ from gymnasium.spaces import Box
 from skillbank.algos.sac import SAC
 from skillbank.envs.ant import AntWalkEnv, QuarterTurnFrame
 from skillbank.errors import SkillbankError
+from skillbank.nn.networks import HeadsSampler
 from skillbank.nn.skill import Skill, box_to_json
 from skillbank.nn.steered import HEADING_DIM, WALKER_OBS_DIM, SteeredQ, SteeredSampler, SteeredWalker
 
@@ -37,15 +38,15 @@ def steered_walker(walker: Skill) -> SteeredWalker:
             f"--recipe steer steers a walker of {CANONICAL_WALK} (ant-walk-canonical: it walks away from the origin it "
             f"sees), not a skill of {env_id}{hint if env_id == WORLD_WALK else ''}; e.g. ant-walk-sql@3"
         )
-    sampler = walker.sampler.base if hasattr(walker.sampler, "base") else walker.sampler
+    sampler = walker.sampler.base if isinstance(walker.sampler, HeadsSampler) else walker.sampler
     return SteeredWalker(sampler, canonical=True).requires_grad_(False)
 
 
 def check_arena(env: gym.Env, task: str) -> None:
     """Refuse a task that is not an Ant arena seen in the world frame (the steered walker reads its first 29
     coordinates as the walk's)."""
-    base = env.unwrapped
-    if not isinstance(base, AntWalkEnv) or isinstance(base, QuarterTurnFrame) or env.observation_space.shape[0] < 29:
+    base, width = env.unwrapped, env.observation_space.shape[0]
+    if not isinstance(base, AntWalkEnv) or isinstance(base, QuarterTurnFrame) or width < WALKER_OBS_DIM:
         raise SkillbankError(
             f"--recipe steer steers the Ant in an arena seen in the world frame (ant-umaze, ant-hallway-wide, ...); "
             f"{task} is not one"
@@ -116,4 +117,4 @@ def build_steered(spec: dict[str, Any], walker: Skill, arena: gym.Env) -> Steere
     return algo
 
 
-__all__ = ["WALKER_OBS_DIM", "SteeredSAC", "SteeringEnv", "build_steered", "check_arena", "steered_walker"]
+__all__ = ["SteeredSAC", "SteeringEnv", "build_steered", "check_arena", "steered_walker"]
