@@ -2,6 +2,9 @@
 
     python experiments/pusher.py --store skills_store --steps 500000 --workers 2 --out docs/results/pusher
 
+Each training seed gets its own store, runs and ``--out`` (``--seed 1 --store STORE1 --out OUT/seed1``);
+``experiments/pusher_seeds.py`` pools the seeds' summaries into the ratio the issue asks for, with its spread.
+
 1. Trains what the store lacks, each in a resumable run directory under ``--runs-dir`` (run the same command again
    after a crash): SQL skills ``pusher-x`` (the puck to the line x = -1) and ``pusher-y`` (to y = -1) with their
    replay kept, and ``pusher-xy`` trained directly on the corner (-1, -1) with the same budget.
@@ -9,8 +12,8 @@
    their replay buffers with no environment steps (the composition paper's ``pusher_combine.py``).
 3. Evaluates each skill with 100 rollouts on the combined task, and each constituent on its own line and the other's.
 4. Writes ``OUT/summary.json`` keyed by skill name (``final_goal_distance`` on the combined task, its median and
-   the share of rollouts within 0.25 m, ``env_steps`` beyond the constituents, ``wall_time_s``), ``OUT/pushers.png``
-   (the puck's paths, the skills side by side) and a GIF of each skill.
+   the share of rollouts within 0.25 m, each rollout's distance, ``env_steps`` beyond the constituents,
+   ``wall_time_s``), ``OUT/pushers.png`` (the puck's paths, the skills side by side) and a GIF of each skill.
 """
 
 from __future__ import annotations
@@ -30,12 +33,12 @@ from skillbank.workflows.skills import compose_and_register
 LINES, CORNER, COMPOSITE = ("pusher-x", "pusher-y"), "pusher-xy", "pusher-x-y-sum"
 
 
-def train_missing(registry: Registry, steps: int, workers: int, runs_dir: Path) -> None:
-    """Train (or resume) every pusher skill the store does not hold yet."""
+def train_missing(registry: Registry, steps: int, seed: int, workers: int, runs_dir: Path) -> None:
+    """Train (or resume) every pusher skill the store does not hold yet, from training seed ``seed``."""
     jobs = []
     for name in (*LINES, CORNER):
         if not registry.find(name=name):
-            spec = train_spec(name, steps=steps, name=name, store=registry.path, keep_replay=name in LINES,
+            spec = train_spec(name, steps=steps, seed=seed, name=name, store=registry.path, keep_replay=name in LINES,
                               compile=True, checkpoint_every=10_000, eval_every=10_000)  # fmt: skip
             spec["method"] = "sql"
             jobs.append((runs_dir / name, spec))
@@ -55,21 +58,44 @@ def composed(registry: Registry, episodes: int) -> tuple[str, float]:
     return ref, registry.load(ref).description["composition"].get("wall_time_s", float("nan"))
 
 
+def video(skill, name: str, gif: Path) -> str | None:
+    """Two episodes of ``skill`` on its own task (the composite on the corner) as ``gif``; None without OpenGL,
+    where the numbers stand without it."""
+    try:
+        return str(render(skill, gif, task=name if name != COMPOSITE else CORNER, episodes=2, every=3).path)
+    except SkillbankError as error:
+        print(f"no video of {name}: {error}")
+        return None
+
+
+def command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run."""
+    options = [f"--{'' if value else 'no-'}{key}" if isinstance(value, bool) else f"--{key} {value}"
+               for key, value in ((k.replace("_", "-"), v) for k, v in vars(args).items())]  # fmt: skip
+    return " ".join(["python experiments/pusher.py", *options])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", type=Path, default=Path("skills_store"))
     parser.add_argument("--steps", type=int, default=load_task(CORNER).steps, help="training steps of each skill")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the skills the store lacks")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs-dir", type=Path, default=Path.home() / "skillbank-runs" / "pusher")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("docs/results/pusher"))
+    parser.add_argument(
+        "--videos",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="render a GIF of each skill (--no-videos: keep those OUT already holds)",
+    )
     args = parser.parse_args()
     registry = Registry(args.store)
-    train_missing(registry, args.steps, args.workers, args.runs_dir)
+    train_missing(registry, args.steps, args.seed, args.workers, args.runs_dir)
     composite_ref, compose_seconds = composed(registry, args.episodes)
     envs = {name: load_task(name).make_env() for name in (*LINES, CORNER)}
-    summary, panels = {"command": "python experiments/pusher.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v
-                                  in vars(args).items())}, {}  # fmt: skip
+    summary, panels = {"command": command(args)}, {}
     for name in (*LINES, CORNER, COMPOSITE):
         skill = registry.load(composite_ref if name == COMPOSITE else name)
         paths = rollouts(skill, args.episodes, seed=0, env=envs[CORNER])
@@ -80,6 +106,7 @@ def main() -> None:
             "final_goal_distance": measured["final_goal_distance"],
             "median_final_goal_distance": measured["median_final_goal_distance"],
             "share_within_0.25_m": sum(p.final_goal_distance <= 0.25 for p in paths) / len(paths),
+            "final_goal_distances": [round(p.final_goal_distance, 5) for p in paths],
             "env_steps": 0 if name == COMPOSITE else training.get("steps"),
             "wall_time_s": round(compose_seconds, 1) if name == COMPOSITE else training.get("wall_time_s"),
         }
@@ -90,12 +117,10 @@ def main() -> None:
         else:
             panels[f"{skill.ref} on {CORNER}"] = (envs[CORNER], paths[:20])
         summary[name] = entry
-        try:
-            entry["video"] = str(render(skill, args.out / f"{name}.gif", task=name if name != COMPOSITE else CORNER,
-                                        episodes=2, every=3).path)  # fmt: skip
-        except SkillbankError as error:  # no OpenGL here: the numbers stand without the video
-            print(f"no video of {name}: {error}")
-        print(name, json.dumps({k: v for k, v in entry.items() if k != "video"}), flush=True)
+        gif = args.out / f"{name}.gif"
+        entry["video"] = video(skill, name, gif) if args.videos else str(gif) if gif.exists() else None
+        print(name, json.dumps({k: v for k, v in entry.items() if k not in ("video", "final_goal_distances")}),
+              flush=True)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     plot_pushers(panels, args.out / "pushers.png", "the puck's paths: each line skill, the corner skill, their sum")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
