@@ -22,6 +22,8 @@ import argparse
 import json
 from pathlib import Path
 
+from command_line import command_line
+
 from skillbank import Registry, SkillbankError, render
 from skillbank.runs.evaluate import rollouts, summarise
 from skillbank.runs.jobs import train_spec
@@ -68,13 +70,6 @@ def video(skill, name: str, gif: Path) -> str | None:
         return None
 
 
-def command(args: argparse.Namespace) -> str:
-    """The command line that reproduces this run."""
-    options = [f"--{'' if value else 'no-'}{key}" if isinstance(value, bool) else f"--{key} {value}"
-               for key, value in ((k.replace("_", "-"), v) for k, v in vars(args).items())]  # fmt: skip
-    return " ".join(["python experiments/pusher.py", *options])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", type=Path, default=Path("skills_store"))
@@ -95,7 +90,7 @@ def main() -> None:
     train_missing(registry, args.steps, args.seed, args.workers, args.runs_dir)
     composite_ref, compose_seconds = composed(registry, args.episodes)
     envs = {name: load_task(name).make_env() for name in (*LINES, CORNER)}
-    summary, panels = {"command": command(args)}, {}
+    summary, panels = {"command": command_line(args)}, {}
     for name in (*LINES, CORNER, COMPOSITE):
         skill = registry.load(composite_ref if name == COMPOSITE else name)
         paths = rollouts(skill, args.episodes, seed=0, env=envs[CORNER])

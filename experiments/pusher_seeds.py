@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from command_line import command_line  # noqa: E402
 
 CORNER, COMPOSITE, LINES = "pusher-xy", "pusher-x-y-sum", ("pusher-x", "pusher-y")
 BAR_DISTANCE, BAR_RATIO, RESAMPLES = 0.25, 1.25, 10_000
@@ -75,7 +76,7 @@ def main() -> None:
         "meets_ratio": pooled_c / pooled_x <= BAR_RATIO,
     }
     result = {
-        "command": "python experiments/pusher_seeds.py " + " ".join(map(str, args.summaries)) + f" --out {args.out}",
+        "command": command_line(args, positional=("summaries",)),
         "bars": {"final_goal_distance_m": BAR_DISTANCE, "ratio": BAR_RATIO},
         "seeds": seeds,
         "pooled": pooled,
