@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from command_line import command_line
 
 from skillbank import Registry
 from skillbank.runs.evaluate import make_skill_env, rollouts
@@ -45,8 +46,7 @@ def main() -> None:
             "final_goal_distance_without_misses": float(distances[~missed].mean()),
         }
         print(ref, json.dumps(result[skill.ref]), flush=True)
-    result["command"] = "python experiments/pusher_ends.py " + " ".join(args.refs) + "".join(
-        f" --{k} {v}" for k, v in vars(args).items() if k != "refs")  # fmt: skip
+    result["command"] = command_line(args, positional=("refs",))
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import torch
+from command_line import command_line
 
 from skillbank import Registry
 from skillbank.nn.networks import HeadsSampler
@@ -49,7 +50,7 @@ def main() -> None:
                      "mean_speed": summary.get("mean_speed")})  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
     rates = [r["success_rate"] for r in rows]
-    result = {"command": "python experiments/umaze_heads.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
+    result = {"command": command_line(args),
               "walker": args.walker, "task": args.task, "episodes_per_head": args.episodes,
               "mean_success_rate": sum(rates) / len(rates), "best_success_rate": max(rates), "heads": rows}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from command_line import command_line
 from gymnasium.spaces import Box
 
 from skillbank import SAC, Registry
@@ -126,8 +127,7 @@ def main() -> None:
             writer = csv.DictWriter(f, fieldnames=list(row))
             writer.writeheader()
             writer.writerows(rows)
-    result = {"command": "python experiments/umaze_latent.py " + " ".join(f"--{k.replace('_', '-')} {v}"
-                                                                          for k, v in vars(args).items()),
+    result = {"command": command_line(args),
               "final": rows[-1], "curve": rows}  # fmt: skip
     (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
 

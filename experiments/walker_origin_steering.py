@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from command_line import command_line
 
 from skillbank import Registry
 from skillbank.nn.steered import SteeredWalker
@@ -96,9 +97,7 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.perf_counter()
     registry = Registry(args.store)
-    result: dict[str, object] = {"command": "python experiments/walker_origin_steering.py " + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
-    ), "floor": {}, "maze": {}}  # fmt: skip
+    result: dict[str, object] = {"command": command_line(args), "floor": {}, "maze": {}}  # fmt: skip
     for ref in args.walkers:
         skill = registry.load(ref)  # world-frame walkers too, which the recipe refuses: this measures why
         walker = SteeredWalker(skill.sampler, canonical="Canonical" in skill.description["task"]["env_id"])

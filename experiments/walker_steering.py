@@ -27,6 +27,7 @@ from skillbank.runs.finetune import widen
 from skillbank.runs.tasks import load_task
 
 sys.path.insert(0, str(Path(__file__).parent))
+from command_line import command_line
 from umaze_latent import LatentWalkerEnv  # noqa: E402
 
 
@@ -105,8 +106,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     kept = [r for r in rows if r["holds"] >= 2]
     within = [r["consistency"] for r in kept]
-    result = {"command": "python experiments/walker_steering.py " + " ".join(f"--{k.replace('_', '-')} {v}"
-                                                                             for k, v in vars(args).items()),
+    result = {"command": command_line(args),
               "walker": args.walker, "task": args.task, "episodes_as_trained": episodes,
               "mean_consistency_within_a_draw": float(np.mean(within)),
               "mean_consistency_with_fresh_noise": float(np.nanmean([r["fresh_noise_consistency"] for r in kept])),
