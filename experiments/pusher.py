@@ -10,7 +10,9 @@ Each training seed gets its own store, runs and ``--out`` (``--seed 1 --store ST
    replay kept, and ``pusher-xy`` trained directly on the corner (-1, -1) with the same budget.
 2. Composes ``pusher-x-y-sum``: the sum of the two Q-functions, and a fresh SVGD sampler trained on the union of
    their replay buffers with no environment steps (the composition paper's ``pusher_combine.py``).
-3. Evaluates each skill with 100 rollouts on the combined task, and each constituent on its own line and the other's.
+3. Evaluates each skill with 100 rollouts on the combined task, and each constituent on its own line and the other's;
+   the composite also with the training-free resampling sampler in place of its SVGD sampler (the sum's own
+   Boltzmann policy, as near as sampling gets).
 4. Writes ``OUT/summary.json`` keyed by skill name (``final_goal_distance`` on the combined task, its median and
    the share of rollouts within 0.25 m, each rollout's distance, ``env_steps`` beyond the constituents,
    ``wall_time_s``), ``OUT/pushers.png`` (the puck's paths, the skills side by side) and a GIF of each skill.
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from command_line import command_line
 
-from skillbank import Registry, SkillbankError, render
+from skillbank import Registry, SkillbankError, compose, render
 from skillbank.runs.evaluate import rollouts, summarise
 from skillbank.runs.jobs import train_spec
 from skillbank.runs.tasks import load_task
@@ -58,6 +60,18 @@ def composed(registry: Registry, episodes: int) -> tuple[str, float]:
         compose_and_register(registry, LINES, COMPOSITE, "sum", episodes=episodes, sampler="svgd", progress_bar=True)
     ref = str(registry.resolve(COMPOSITE))
     return ref, registry.load(ref).description["composition"].get("wall_time_s", float("nan"))
+
+
+def on_corner(paths: list, env) -> dict:
+    """The figures of rollouts on the corner task: mean and median final distance, the share within 0.25 m and
+    each rollout's distance."""
+    measured = summarise(paths, env)
+    return {
+        "final_goal_distance": measured["final_goal_distance"],
+        "median_final_goal_distance": measured["median_final_goal_distance"],
+        "share_within_0.25_m": sum(p.final_goal_distance <= 0.25 for p in paths) / len(paths),
+        "final_goal_distances": [round(p.final_goal_distance, 5) for p in paths],
+    }
 
 
 def video(skill, name: str, gif: Path) -> str | None:
@@ -95,16 +109,16 @@ def main() -> None:
         skill = registry.load(composite_ref if name == COMPOSITE else name)
         paths = rollouts(skill, args.episodes, seed=0, env=envs[CORNER])
         training = skill.description.get("training") or {}
-        measured = summarise(paths, envs[CORNER])
         entry = {
             "ref": skill.ref,
-            "final_goal_distance": measured["final_goal_distance"],
-            "median_final_goal_distance": measured["median_final_goal_distance"],
-            "share_within_0.25_m": sum(p.final_goal_distance <= 0.25 for p in paths) / len(paths),
-            "final_goal_distances": [round(p.final_goal_distance, 5) for p in paths],
+            **on_corner(paths, envs[CORNER]),
             "env_steps": 0 if name == COMPOSITE else training.get("steps"),
             "wall_time_s": round(compose_seconds, 1) if name == COMPOSITE else training.get("wall_time_s"),
         }
+        if name == COMPOSITE:  # the sum's own Boltzmann policy, as near as sampling gets without training a sampler
+            resampled = compose([registry.load(line) for line in LINES], "sum", sampler="resample")
+            entry["with_resampling_sampler"] = on_corner(rollouts(resampled, args.episodes, seed=0, env=envs[CORNER]),
+                                                         envs[CORNER])  # fmt: skip
         if name in LINES:
             entry["on_tasks"] = {task: summarise(rollouts(skill, args.episodes, seed=0, env=envs[task]), envs[task])[
                 "final_goal_distance"] for task in LINES}  # fmt: skip
@@ -114,8 +128,17 @@ def main() -> None:
         summary[name] = entry
         gif = args.out / f"{name}.gif"
         entry["video"] = video(skill, name, gif) if args.videos else str(gif) if gif.exists() else None
-        print(name, json.dumps({k: v for k, v in entry.items() if k not in ("video", "final_goal_distances")}),
-              flush=True)  # fmt: skip
+        print(
+            name,
+            json.dumps(
+                {
+                    k: v
+                    for k, v in entry.items()
+                    if k not in ("video", "final_goal_distances", "with_resampling_sampler")
+                }
+            ),
+            flush=True,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     plot_pushers(panels, args.out / "pushers.png", "the puck's paths: each line skill, the corner skill, their sum")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
