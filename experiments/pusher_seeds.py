@@ -9,7 +9,9 @@ The composite is measured twice: with its SVGD sampler (the public recipe's, wha
 registers) and with the training-free resampling sampler (the sum's own Boltzmann policy, as near as sampling gets).
 Writes ``OUT`` (per seed and sampler: the mean final distances to the corner and the ratio composite / ``pusher-xy``
 with a 95% interval from resampling the paired starts; pooled over seeds: the mean distances, their ratio, its
-interval from resampling starts within each seed, and the seeds' spread) and a figure beside it (``OUT``, ``.png``).
+interval from resampling starts within each seed, and the seeds' spread), a figure beside it (``OUT``, ``.png``) and
+the skills' learning curves over the seeds (``OUT`` with ``-curves.png``, from each summary's folder's
+``SKILL-metrics.csv``).
 The 100 rollouts of every skill start from the same states (rollout seed 0), so the ratio is paired start by start.
 """
 
@@ -25,6 +27,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from command_line import command_line  # noqa: E402
+
+from skillbank.runs.run import read_metrics  # noqa: E402
+from skillbank.viz.plot import plot_curves  # noqa: E402
 
 CORNER, COMPOSITE, LINES = "pusher-xy", "pusher-x-y-sum", ("pusher-x", "pusher-y")
 SAMPLERS = {"svgd": (), "resample": ("with_resampling_sampler",)}  # where each sampler's rollouts sit in an entry
@@ -94,6 +99,14 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     plot(seeds + [pooled], [f"seed {i}" for i in range(len(seeds))] + ["pooled"], args.out.with_suffix(".png"))
+    curves = {name: [read_metrics(path.parent / f"{name}-metrics.csv") for path in args.summaries
+                     if (path.parent / f"{name}-metrics.csv").exists()] for name in (*LINES, CORNER)}  # fmt: skip
+    plot_curves(
+        curves,
+        args.out.with_name(args.out.stem + "-curves.png"),
+        "eval_return",
+        "the pusher skills, mean and range over seeds",
+    )
     print(json.dumps(pooled, indent=2))
 
 
