@@ -71,20 +71,17 @@ def main() -> None:
     started = time.perf_counter()
     registry = Registry(args.store)
     skills = [registry.load(ref) for ref in args.lines]
-    union = registry.replay_union([s.ref for s in skills])
+    replays = [registry.replay_buffer(s.ref) for s in skills]  # each loaded once: the union is their concatenation
+    union = ReplayBuffer.concatenate(replays)
     corner = load_task("pusher-xy").make_env()
     result: dict = {"command": command_line(args), "lines": {}, "transitions": len(union)}
-    refitted, start = [], 0
-    for skill in skills:
-        own = len(registry.replay_buffer(skill.ref))
-        buffer = relabelled(union, make_skill_env(skill))
-        # The relabelling must give back the skill's own stored rewards on its own transitions.
-        mismatch = float((buffer.rewards[start : start + own] - union.rewards[start : start + own]).abs().max())
-        start += own
-        if not args.union:
-            buffer = registry.replay_buffer(skill.ref)
-        refitted.append(refit(skill, buffer, args.updates, args.seed))
+    refitted = []
+    for skill, own in zip(skills, replays):
         own_env = make_skill_env(skill)
+        # The relabelling must give back the skill's own stored rewards on its own transitions.
+        mismatch = float((relabelled(own, own_env).rewards[: len(own)] - own.rewards[: len(own)]).abs().max())
+        buffer = relabelled(union, own_env) if args.union else own
+        refitted.append(refit(skill, buffer, args.updates, args.seed))
         result["lines"][skill.ref] = {
             "relabel_max_abs_error_on_own": mismatch,
             "own_line_before": summarise(rollouts(skill, args.episodes, seed=0, env=own_env), own_env)[
