@@ -9,7 +9,9 @@ Each training seed gets its own store, runs and ``--out`` (``--seed 1 --store ST
    after a crash): SQL skills ``pusher-x`` (the puck to the line x = -1) and ``pusher-y`` (to y = -1) with their
    replay kept, and ``pusher-xy`` trained directly on the corner (-1, -1) with the same budget.
 2. Composes ``pusher-x-y-sum``: the sum of the two Q-functions, and a fresh SVGD sampler trained on the union of
-   their replay buffers with no environment steps (the composition paper's ``pusher_combine.py``).
+   their replay buffers with no environment steps (the composition paper's ``pusher_combine.py``). With ``--refit
+   UPDATES`` (``skillbank compose --refit``), each line skill first takes that many more SQL updates on the union of
+   both buffers, relabelled with its own reward: still no environment steps.
 3. Evaluates each skill with 100 rollouts on the combined task, and each constituent on its own line and the other's;
    the composite also with the training-free resampling sampler in place of its SVGD sampler (the sum's own
    Boltzmann policy, as near as sampling gets).
@@ -27,6 +29,7 @@ from pathlib import Path
 from command_line import command_line
 
 from skillbank import Registry, SkillbankError, compose, render
+from skillbank.composition.refit import refit
 from skillbank.runs.evaluate import rollouts, summarise
 from skillbank.runs.jobs import train_spec
 from skillbank.runs.tasks import load_task
@@ -50,14 +53,20 @@ def train_missing(registry: Registry, steps: int, seed: int, workers: int, runs_
         run_grid(jobs, workers)
 
 
-def composed(registry: Registry, episodes: int) -> tuple[str, float]:
-    """The registered composite of the two line skills' newest versions (composed now if there is none) and its
-    seconds of composing."""
+def refit_updates(composition: dict) -> int:
+    """The refit updates of a composite's constituents (0: none)."""
+    return max((entry["updates"] for entry in composition.get("refit", {}).values()), default=0)
+
+
+def composed(registry: Registry, episodes: int, updates: int) -> tuple[str, float]:
+    """The registered composite of the two line skills' newest versions, refitted by ``updates`` (composed now if
+    there is none) and its seconds of composing."""
     newest = [str(registry.resolve(line)) for line in LINES]
-    current = registry.find(name=COMPOSITE) and registry.load(COMPOSITE).description["composition"]["constituents"]
-    if current != newest:
+    composition = registry.find(name=COMPOSITE) and registry.load(COMPOSITE).description["composition"]
+    if not composition or composition["constituents"] != newest or refit_updates(composition) != updates:
         print("composing: the sampler of the sum on the union of the two buffers, then its bounds ...", flush=True)
-        compose_and_register(registry, LINES, COMPOSITE, "sum", episodes=episodes, sampler="svgd", progress_bar=True)
+        compose_and_register(registry, LINES, COMPOSITE, "sum", episodes=episodes, sampler="svgd", progress_bar=True,
+                             refit_updates=updates)  # fmt: skip
     ref = str(registry.resolve(COMPOSITE))
     return ref, registry.load(ref).description["composition"].get("wall_time_s", float("nan"))
 
@@ -92,6 +101,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs-dir", type=Path, default=Path.home() / "skillbank-runs" / "pusher")
     parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument(
+        "--refit",
+        type=int,
+        default=0,
+        metavar="UPDATES",
+        help="refit each line skill on both buffers before composing (skillbank compose --refit)",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/results/pusher"))
     parser.add_argument(
         "--videos",
@@ -102,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     registry = Registry(args.store)
     train_missing(registry, args.steps, args.seed, args.workers, args.runs_dir)
-    composite_ref, compose_seconds = composed(registry, args.episodes)
+    composite_ref, compose_seconds = composed(registry, args.episodes, args.refit)
     envs = {name: load_task(name).make_env() for name in (*LINES, CORNER)}
     summary, panels = {"command": command_line(args)}, {}
     for name in (*LINES, CORNER, COMPOSITE):
@@ -113,10 +129,14 @@ def main() -> None:
             "ref": skill.ref,
             **on_corner(paths, envs[CORNER]),
             "env_steps": 0 if name == COMPOSITE else training.get("steps"),
+            **({"refit_updates": args.refit} if name == COMPOSITE else {}),
             "wall_time_s": round(compose_seconds, 1) if name == COMPOSITE else training.get("wall_time_s"),
         }
         if name == COMPOSITE:  # the sum's own Boltzmann policy, as near as sampling gets without training a sampler
-            resampled = compose([registry.load(line) for line in LINES], "sum", sampler="resample")
+            parts = [registry.load(line) for line in LINES]
+            if args.refit:  # the same refit as the registered composite's (same seed, same buffers)
+                parts = refit(parts, registry.replay_union(LINES), args.refit, progress_bar=True)
+            resampled = compose(parts, "sum", sampler="resample")
             entry["with_resampling_sampler"] = on_corner(rollouts(resampled, args.episodes, seed=0, env=envs[CORNER]),
                                                          envs[CORNER])  # fmt: skip
         if name in LINES:

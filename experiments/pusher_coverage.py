@@ -28,9 +28,10 @@ import torch  # noqa: E402
 from command_line import command_line  # noqa: E402
 
 from skillbank import Registry  # noqa: E402
+from skillbank.envs.pusher import PUCK_OBSERVED as PUCK  # noqa: E402
 from skillbank.runs.evaluate import rollouts  # noqa: E402
 from skillbank.runs.tasks import load_task  # noqa: E402
-from skillbank.viz.plot import PUCK, draw_pusher  # noqa: E402
+from skillbank.viz.plot import draw_pusher  # noqa: E402
 
 CELL, EDGES, MISS = 0.1, np.arange(-1.8, 1.8001, 0.1), 0.5
 

@@ -1,8 +1,8 @@
 """Does the pusher sum miss because each line skill's Q never saw the other's states? Refit each line skill (its Q
 and sampler, by its own SQL updates) on the union of both skills' replay, the other skill's transitions relabelled
-with its own reward (a function of the stored next state and action), with no environment steps; then roll out the sum
-of the refit Q-functions (resampling sampler) 100 times on the corner. ``--no-union``, the control: the same updates on
-each skill's own replay only::
+with its own reward (:func:`skillbank.composition.refit.refit`, what ``skillbank compose --refit`` does), with no
+environment steps; then roll out the sum of the refit Q-functions (resampling sampler) 100 times on the corner.
+``--no-union``, the control: the same updates on each skill's own replay only::
 
     python experiments/pusher_refit.py --store ~/skillbank-runs/pusher-v1-seed1-store --lines pusher-x@2 pusher-y@2 \
         --updates 30000 --out docs/results/pusher/seed1/refit.json
@@ -11,45 +11,18 @@ each skill's own replay only::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from command_line import command_line
-from tqdm import tqdm
 
-from skillbank import SQL, Registry, compose
+from skillbank import Registry, compose
 from skillbank.algos.buffer import ReplayBuffer
-from skillbank.algos.sql import SQLConfig
+from skillbank.composition.refit import refit, relabelled
 from skillbank.runs.evaluate import make_skill_env, rollouts, summarise
 from skillbank.runs.tasks import load_task
-from skillbank.viz.plot import PUCK
-
-
-def relabelled(union: ReplayBuffer, env) -> ReplayBuffer:
-    """A copy of ``union`` whose rewards are ``env``'s task's: minus the puck's distance to the goal over the goal's
-    given coordinates after the step, minus the control cost (``skillbank/envs/pusher.py``)."""
-    base, n = env.unwrapped, len(union)
-    buffer = ReplayBuffer.concatenate([union])
-    puck = buffer.next_observations[:n, PUCK].double().numpy()
-    actions = np.clip(buffer.actions[:n].double().numpy(), -1.0, 1.0)
-    distance = np.linalg.norm((base.goal - puck)[:, base.given], axis=1)
-    rewards = -distance - base.ctrl_cost_weight * np.square(actions).sum(1)
-    buffer.rewards[:n] = torch.as_tensor(rewards, dtype=buffer.rewards.dtype)
-    return buffer
-
-
-def refit(skill, buffer: ReplayBuffer, updates: int, seed: int):
-    """``skill`` after ``updates`` of its own SQL updates (its hyperparameters) on ``buffer``, no environment steps."""
-    config = SQLConfig.from_dict(skill.description["hyperparameters"])
-    algo = SQL(make_skill_env(skill), config, seed=seed, skill=copy.deepcopy(skill))
-    for _ in tqdm(range(updates), desc=f"refit {skill.ref}", unit="update", mininterval=10):
-        algo.train_step(buffer.sample(config.batch_size, algo.rng))
-        algo.num_updates += 1
-    return algo.skill
 
 
 def main() -> None:
@@ -79,9 +52,9 @@ def main() -> None:
     for skill, own in zip(skills, replays):
         own_env = make_skill_env(skill)
         # The relabelling must give back the skill's own stored rewards on its own transitions.
-        mismatch = float((relabelled(own, own_env).rewards[: len(own)] - own.rewards[: len(own)]).abs().max())
-        buffer = relabelled(union, own_env) if args.union else own
-        refitted.append(refit(skill, buffer, args.updates, args.seed))
+        task = skill.description["task"]
+        mismatch = float((relabelled(own, task).rewards[: len(own)] - own.rewards[: len(own)]).abs().max())
+        refitted += refit([skill], union if args.union else own, args.updates, args.seed, progress_bar=True)
         result["lines"][skill.ref] = {
             "relabel_max_abs_error_on_own": mismatch,
             "own_line_before": summarise(rollouts(skill, args.episodes, seed=0, env=own_env), own_env)[

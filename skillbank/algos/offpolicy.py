@@ -288,9 +288,7 @@ class OffPolicyAlgorithm:
                 self.num_timesteps += 1
                 if len(self.buffer) >= config.learning_starts:
                     for _ in range(config.gradient_steps):
-                        batch = self.buffer.sample(config.batch_size, self.rng)
-                        metrics = self.train_step(batch if self.augment is None else self.augment(batch, self.rng))
-                        self.num_updates += 1
+                        metrics = self.update(self.buffer)
                 bar.update(1)
                 if self.num_timesteps % log_interval == 0:
                     # current in the checkpoints the callback writes, so that a killed run resumes its clock too
@@ -312,6 +310,24 @@ class OffPolicyAlgorithm:
         }
         if self.replay_refilled_at:  # resumed from a checkpoint without its buffer: not one uninterrupted run
             self.skill.description["training"]["replay_refilled_at"] = self.replay_refilled_at
+        return self
+
+    def update(self, buffer: ReplayBuffer) -> dict[str, float]:
+        """One gradient update on a batch from ``buffer`` (augmented where the configuration says so)."""
+        batch = buffer.sample(self.config.batch_size, self.rng)
+        metrics = self.train_step(batch if self.augment is None else self.augment(batch, self.rng))
+        self.num_updates += 1
+        return metrics
+
+    def learn_offline(self, buffer: ReplayBuffer, updates: int, progress_bar: bool = False):
+        """``updates`` gradient updates on the transitions of ``buffer`` (e.g. other skills' experience, relabelled
+        with this skill's reward), with no environment steps: ``num_timesteps`` stays where it is."""
+        if updates < 0:
+            raise ValueError(f"updates must be >= 0, got {updates}")
+        if len(buffer) == 0:
+            raise SkillbankError("cannot learn offline from an empty buffer")
+        for _ in tqdm(range(updates), disable=not progress_bar, desc=f"{self.algorithm} offline", unit="update"):
+            self.update(buffer)
         return self
 
     # ----- the Stable-Baselines3-like surface ---------------------------------------------------

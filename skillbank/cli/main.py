@@ -481,7 +481,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
         _registry(args), args.refs, args.name, args.op, args.weights, episodes=args.episodes, seed=args.seed,
         tolerance=args.tolerance, spacing=args.spacing, progress_bar=not args.no_progress,
         rescale_alpha=args.rescale_alpha, sampler=args.sampler, sampler_steps=args.sampler_steps,
-        correction_steps=args.correction_steps, langevin_steps=args.langevin_steps,
+        correction_steps=args.correction_steps, langevin_steps=args.langevin_steps, refit_updates=args.refit,
     )  # fmt: skip
     print(f"registered {ref}: {json.dumps(headline(skill.description['metrics']))}")
     print(_certified_line(skill.description["bounds"]["certified"]))
@@ -829,6 +829,11 @@ def _composition_commands(add: Add) -> None:
     p.add_argument("--correction-steps", type=_positive, default=CORRECTION_STEPS,
                    help=f"dc correction training steps (default {CORRECTION_STEPS})")  # fmt: skip
     p.add_argument("--rescale-alpha", action="store_true", help="compose skills of different alpha by rescaling Q")
+    p.add_argument("--refit", type=_positive, default=0, metavar="UPDATES",
+                   help="first give each SQL constituent UPDATES more SQL updates on the union of all the "
+                        "constituents' replay buffers, relabelled with its own reward: no environment steps; it "
+                        "learns the states the others reach, where the composite goes (needs --keep-replay; "
+                        "default 0, none)")  # fmt: skip
     p.add_argument("--episodes", type=_positive, default=100, help="evaluation rollouts (default 100)")
     p.add_argument("--tolerance", type=float, help="verdict tolerance in reward units (default 5%% of |V|)")
     p.add_argument("--spacing", type=float, default=SPACING,

@@ -20,6 +20,7 @@ from skillbank.algos.buffer import ReplayBuffer
 from skillbank.composition.certified import EPISODES, PARTICLES, certified_interval, data_interval
 from skillbank.composition.compose import check_compatible, combined_task, compose
 from skillbank.composition.grid_bounds import ACTION_POINTS, SPACING, BoundReport, bound_report
+from skillbank.composition.refit import relabeller
 from skillbank.composition.sampled_bounds import FIT_STEPS, FITS, sample_bounds, sample_verdict
 from skillbank.envs import MULTIGOAL_ID, make_task_env
 from skillbank.errors import SkillbankError
@@ -32,20 +33,6 @@ GRID_OPERATORS = ("sum", "mean")  # the composites that are the weighted mean th
 def has_grid(skill: Skill) -> bool:
     """Whether the exact solver applies: a 2-D MultiGoal task."""
     return skill.action_dim == 2 and skill.description.get("task", {}).get("env_id") == MULTIGOAL_ID
-
-
-def relabeller(task: dict[str, Any]):
-    """The combined reward of replay transitions, where the task can compute it from them (MultiGoal,
-    whose observation is the position), else None."""
-    if task.get("env_id") != MULTIGOAL_ID:
-        return None
-    env = make_task_env(task).unwrapped
-
-    def relabel(obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        reward, _ = env.reward(next_obs.double().numpy(), actions.double().numpy())
-        return torch.as_tensor(reward)
-
-    return relabel
 
 
 def union_transitions(replay: ReplayBuffer | None) -> tuple[torch.Tensor, ...] | None:

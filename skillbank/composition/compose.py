@@ -179,6 +179,10 @@ def compose(
             "env_steps": 0,  # composing collects no experience: the sampler trains on the constituents' buffers
         },
     }
+    refits = {getattr(s, "ref", None) or f"constituent {i}": s.description["refit"]
+              for i, s in enumerate(skills) if "refit" in s.description}  # fmt: skip
+    if refits:  # the constituents' Q-functions are refitted copies (:func:`skillbank.composition.refit.refit`)
+        description["composition"]["refit"] = refits
     proposals = [copy.deepcopy(p) for s in skills for p in base_samplers(s)]
     if sampler == "resample":
         pi: torch.nn.Module = ResamplingSampler(proposals, langevin_steps=langevin_steps)

@@ -98,6 +98,12 @@ class MultiGoalEnv(gym.Env):
             )
         return reward, np.where(reached, nearest, -1)
 
+    def transition_reward(
+        self, observations: np.ndarray, actions: np.ndarray, next_observations: np.ndarray
+    ) -> np.ndarray:
+        """The reward of stored transitions (arrays of shape (..., 2)): what relabels another task's replay."""
+        return self.reward(next_observations, actions)[0]
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         start = self.np_random.normal(0.0, self.init_sigma, size=2) if self.init_sigma > 0 else np.zeros(2)

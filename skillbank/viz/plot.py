@@ -14,6 +14,7 @@ import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from skillbank.envs.pusher import PUCK_OBSERVED  # noqa: E402
 from skillbank.nn.skill import Skill  # noqa: E402
 from skillbank.runs.evaluate import make_skill_env, rollouts, task_env  # noqa: E402
 
@@ -229,9 +230,6 @@ def plot_rollouts_beside(panels: dict[str, tuple], out: str | Path, title: str =
     return save_figure(fig, out)
 
 
-PUCK = slice(9, 11)  # the puck's x, y in the pusher's observation (skillbank/envs/pusher.py)
-
-
 def draw_pusher(ax: plt.Axes, env, paths, color: str = "tab:blue") -> None:
     """The pusher's table from above: the goal's lines (or point), the arm's base, and the puck's path of each
     rollout from its start (circle) to its end (dot)."""
@@ -242,7 +240,7 @@ def draw_pusher(ax: plt.Axes, env, paths, color: str = "tab:blue") -> None:
     if not np.isnan(y):
         ax.axhline(y, color="tab:green", lw=2, alpha=0.6)
     for path in paths:
-        puck = path.observations[:, PUCK]
+        puck = path.observations[:, PUCK_OBSERVED]
         ax.plot(puck[:, 0], puck[:, 1], color=color, lw=0.8, alpha=0.6)
         ax.plot(*puck[0], "o", mfc="none", color=color, ms=4)
         ax.plot(*puck[-1], "o", color=color, ms=3)

@@ -12,6 +12,7 @@ from skillbank.algos.augmentation import turned
 from skillbank.composition.bounds import composite_error_bar
 from skillbank.composition.compose import compose
 from skillbank.composition.grid_bounds import SPACING
+from skillbank.composition.refit import refit
 from skillbank.nn.skill import Skill
 from skillbank.runs.evaluate import evaluate_and_register
 from skillbank.store.entities import Parent, validate_name
@@ -30,17 +31,22 @@ def compose_and_register(
     tolerance: float | None = None,
     spacing: float = SPACING,
     progress_bar: bool = False,
+    refit_updates: int = 0,
     **options: Any,
 ) -> tuple[str, Skill]:
     """Compose the registered skills ``refs`` with ``op`` (:func:`~skillbank.composition.compose.compose`, whose
     ``options`` these are; an SVGD sampler trains on the union of their replay buffers), bound its error (the
     certified interval, and on a grid the exact bounds: its ``bounds`` metadata; the seconds composing took are its
     ``composition.wall_time_s``), evaluate it over ``episodes`` rollouts and register it as ``name`` with each
-    constituent and its weight as parents. Returns the new reference and the composite."""
+    constituent and its weight as parents. With ``refit_updates``, each constituent is first refitted on the union
+    of their replay buffers (:func:`~skillbank.composition.refit.refit`). Returns the new reference and the
+    composite."""
     validate_name(name)  # before any training
     skills = [registry.load(ref) for ref in refs]
     replay = registry.replay_union([s.ref for s in skills])
     started = time.perf_counter()
+    if refit_updates:
+        skills = refit(skills, replay, refit_updates, seed=seed, progress_bar=progress_bar)
     skill = compose(skills, op, weights, replay=replay, seed=seed, progress_bar=progress_bar, **options)
     skill.description["composition"]["wall_time_s"] = round(time.perf_counter() - started, 1)
     skill.description["bounds"] = composite_error_bar(skill, skills, replay, tolerance, spacing, progress_bar, seed)

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from skillbank import SAC, SQL, Skill
+from skillbank.algos.buffer import ReplayBuffer
 from skillbank.algos.losses import soft_bellman_target
+from skillbank.errors import SkillbankError
 from skillbank.nn.networks import GaussianSampler
 from tests.conftest import actions_of
 
@@ -37,10 +39,8 @@ def test_sql_training_lowers_the_td_error():
             return (target - algo.skill.q(batch[0], batch[1])[0]).abs().mean().item()
 
     before = td_error()
-    algo.config = algo.config.replace(target_update_interval=10**9)  # regress onto one fixed target network
-    for _ in range(1500):
-        algo.train_step(algo.buffer.sample(64, algo.rng))
-        algo.num_updates += 1
+    algo.config = algo.config.replace(target_update_interval=10**9, batch_size=64)  # onto one fixed target network
+    algo.learn_offline(algo.buffer, 1500)
     after = td_error()
     assert after < 0.3 * before, (before, after)
 
@@ -105,6 +105,18 @@ def test_callback_can_stop_training_early():
     algo = small_sql()
     algo.learn(5000, callback=lambda step, metrics: step < 200, log_interval=100)
     assert algo.num_timesteps == 200
+
+
+def test_learning_offline_updates_without_environment_steps():
+    algo = small_sql()
+    algo.learn(100)
+    steps, updates = algo.num_timesteps, algo.num_updates
+    before = [p.clone() for p in algo.skill.q.parameters()]
+    algo.learn_offline(algo.buffer, 7)
+    assert algo.num_timesteps == steps and algo.num_updates == updates + 7 and len(algo.buffer) == 100
+    assert any(not torch.equal(a, b) for a, b in zip(before, algo.skill.q.parameters()))
+    with pytest.raises(SkillbankError, match="empty buffer"):
+        algo.learn_offline(ReplayBuffer(10, 2, 2), 1)
 
 
 def test_negative_steps_are_refused():

@@ -162,6 +162,21 @@ def test_compose_command_registers_a_composite_with_lineage_and_bounds(corner_st
 
 
 @pytest.mark.slow
+def test_compose_refit_records_its_updates_and_no_environment_steps(corner_store, capsys):
+    args = ["compose", "corner-east", "corner-north", "--op", "sum", "--refit", "4", "--name", "en-refit"]
+    assert main([*args, "--episodes", "3", "--spacing", "1.0", "--store", str(corner_store), "--no-progress"]) == 0
+    registry = Registry(corner_store)
+    composition = registry.load("en-refit").description["composition"]
+    assert composition["env_steps"] == 0 and set(composition["refit"]) == {"corner-east@1", "corner-north@1"}
+    assert composition["refit"]["corner-east@1"]["updates"] == 4
+    assert composition["refit"]["corner-east@1"]["transitions"] == 600  # both buffers, 300 steps each
+    assert {p["ref"] for p in registry.info("en-refit")["parents"]} == {"corner-east@1", "corner-north@1"}
+    refitted = registry.load("en-refit").q.parts[0].state_dict()
+    original = registry.load("corner-east").q.state_dict()
+    assert any(not torch.equal(refitted[k], original[k]) for k in original)
+
+
+@pytest.mark.slow
 def test_bound_command_reports_json(corner_store, capsys):
     args = ["bound", "corner-east", "corner-north", "--spacing", "1.0", "--action-points", "5", "--json"]
     assert main([*args, "--store", str(corner_store)]) == 0

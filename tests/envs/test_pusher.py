@@ -111,3 +111,20 @@ def test_a_skill_of_one_pusher_version_is_not_rolled_out_on_a_task_of_the_other(
     with pytest.raises(SkillbankError, match="Pusher-v1 and the skill was trained on skillbank/Pusher-v0"):
         task_env(skill, "pusher-x")
     assert task_env(pusher_skill("pusher-y"), "pusher-x").unwrapped.given.tolist() == [True, False]
+
+
+def test_the_reward_of_stored_transitions_is_the_steps_within_a_substep_of_the_puck():
+    env = load_task("pusher-y").make_env()
+    obs, _ = env.reset(seed=5)
+    rng = np.random.default_rng(1)
+    stored, transitions = [], []
+    for _ in range(120):  # the shoulder sweeps the puck along, with noise: the puck moves
+        action = np.clip(np.array([-0.8, 0.0, 0.0]) + rng.normal(0, 0.5, 3), -1, 1)
+        next_obs, reward, *_ = env.step(action)
+        stored.append(reward)
+        transitions.append((obs, action, next_obs))
+        obs = next_obs
+    observations, actions, next_observations = (np.array(column) for column in zip(*transitions))
+    relabelled = env.unwrapped.transition_reward(observations, actions, next_observations)
+    assert relabelled.shape == (120,) and np.abs(relabelled - np.array(stored)).max() < 0.02
+    assert np.ptp(next_observations[:, 10]) > 0.1  # the puck moved, so the check is not of a resting puck
