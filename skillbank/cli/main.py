@@ -400,6 +400,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(
             f"  trained {training.get('steps')} steps in {training.get('wall_time_s')} s, seed {training.get('seed')}"
         )
+    composition = meta.get("composition") or {}
+    if composition:
+        refits = [f"{ref} refit by {r['updates']} updates on {r['transitions']} transitions"
+                  for ref, r in (composition.get("refit") or {}).items()]  # fmt: skip
+        print(f"  composed: {composition.get('op')} with the {composition.get('sampler')} sampler, "
+              f"{composition.get('env_steps', 0)} environment steps{''.join('; ' + r for r in refits)}")  # fmt: skip
     metrics = meta.get("metrics") or {}
     if metrics:
         shown = {k: metrics[k] for k in ("mean_return", "success_rate", "goal_counts") if k in metrics}

@@ -174,6 +174,8 @@ def test_compose_refit_records_its_updates_and_no_environment_steps(corner_store
     refitted = registry.load("en-refit").q.parts[0].state_dict()
     original = registry.load("corner-east").q.state_dict()
     assert any(not torch.equal(refitted[k], original[k]) for k in original)
+    assert main(["show", "en-refit", "--store", str(corner_store)]) == 0
+    assert "0 environment steps; corner-east@1 refit by 4 updates on 600 transitions" in capsys.readouterr().out
 
 
 @pytest.mark.slow
