@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from command_line import command_line
+from pusher import on_corner
 
 from skillbank import Registry, compose
 from skillbank.algos.buffer import ReplayBuffer
@@ -65,9 +66,8 @@ def main() -> None:
         print(skill.ref, json.dumps(result["lines"][skill.ref]), flush=True)
     for label, parts in (("sum", skills), ("sum_refit", refitted)):
         composite = compose(parts, "sum", sampler="resample")
-        measured = summarise(rollouts(composite, args.episodes, seed=0, env=corner), corner)
-        result[label] = {k: measured[k] for k in ("final_goal_distance", "median_final_goal_distance")}
-        print(label, json.dumps(result[label]), flush=True)
+        result[label] = on_corner(rollouts(composite, args.episodes, seed=0, env=corner), corner)
+        print(label, json.dumps({k: v for k, v in result[label].items() if k != "final_goal_distances"}), flush=True)
     result["wall_time_s"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
