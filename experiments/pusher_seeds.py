@@ -1,8 +1,11 @@
 """The pusher composite's distance to the corner over training seeds, as a ratio to ``pusher-xy``'s (target: 1.25).
 
-Each summary is ``experiments/pusher.py``'s for one training seed of all three skills (its own store)::
+Each summary is ``experiments/pusher.py``'s for one training seed of all three skills (its own store); with
+``--refit-summaries``, the same seeds' summaries of ``experiments/pusher.py --refit UPDATES`` (each line skill refit on
+both buffers before composing) add the refit composite with each sampler::
 
     python experiments/pusher_seeds.py docs/results/pusher/summary.json docs/results/pusher/seed1/summary.json \
+        --refit-summaries docs/results/pusher/refit/summary.json docs/results/pusher/refit/seed1/summary.json \
         --out docs/results/pusher/seeds.json
 
 The composite is measured twice: with its SVGD sampler (the public recipe's, what ``skillbank compose --sampler svgd``
@@ -69,12 +72,29 @@ def compared(composite: list[np.ndarray], corner: list[np.ndarray], rng: np.rand
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("summaries", nargs="+", type=Path, help="experiments/pusher.py's summary.json, one per seed")
+    parser.add_argument(
+        "--refit-summaries",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="experiments/pusher.py --refit's summary.json for the same seeds, in the same order",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/results/pusher/seeds.json"))
     args = parser.parse_args()
+    if args.refit_summaries and len(args.refit_summaries) != len(args.summaries):
+        raise SystemExit("give one --refit-summaries file per summary, for the same seeds in the same order")
     rng = np.random.default_rng(0)
     summaries = [json.loads(path.read_text()) for path in args.summaries]
     corner = [distances(s, CORNER) for s in summaries]
     composite = {sampler: [distances(s, COMPOSITE, path) for s in summaries] for sampler, path in SAMPLERS.items()}
+    if args.refit_summaries:
+        refits = [json.loads(path.read_text()) for path in args.refit_summaries]
+        for refit_summary, summary in zip(refits, summaries):  # the same skills and starts, so the pairing holds
+            if any(refit_summary[name]["ref"] != summary[name]["ref"] for name in (*LINES, CORNER)):
+                raise SystemExit("a --refit-summaries file measures other skills than its seed's summary")
+        updates = refits[0][COMPOSITE].get("refit_updates")
+        composite |= {f"refit {updates}, {sampler}": [distances(s, COMPOSITE, path) for s in refits]
+                      for sampler, path in SAMPLERS.items()}  # fmt: skip
     seeds = []
     for i, (path, summary) in enumerate(zip(args.summaries, summaries)):
         seeds.append({
@@ -113,24 +133,27 @@ def main() -> None:
 def plot(rows: list[dict], labels: list[str], path: Path) -> None:
     """Mean final distances per seed and pooled: ``pusher-xy`` beside the composite with each sampler, each
     composite bar marked with its ratio, and the two targets (0.25 m, 1.25 times)."""
-    figure, axis = plt.subplots(figsize=(7, 3.8))
-    ticks, width = np.arange(len(rows)), 0.27
+    figure, axis = plt.subplots(figsize=(8, 3.8))
+    samplers = list(rows[0][COMPOSITE])
+    ticks, width = np.arange(len(rows)), 0.8 / (len(samplers) + 1)
     corner = [r[f"{CORNER}_final_goal_distance"] for r in rows]
-    axis.bar(ticks - width, corner, width, label=f"{CORNER} (trained on the corner)", color="tab:blue")
-    for offset, (sampler, color) in zip((0, width), (("svgd", "tab:orange"), ("resample", "tab:green"))):
+    axis.bar(ticks - 0.4 + width / 2, corner, width, label=f"{CORNER} (trained on the corner)", color="tab:blue")
+    colors = ("tab:orange", "tab:green", "tab:red", "tab:olive")
+    for i, (sampler, color) in enumerate(zip(samplers, colors)):
+        offset = -0.4 + (i + 1.5) * width
         heights = [r[COMPOSITE][sampler]["final_goal_distance"] for r in rows]
-        axis.bar(ticks + offset, heights, width, label=f"{COMPOSITE}, {sampler} sampler (0 new steps)", color=color)
+        axis.bar(ticks + offset, heights, width, label=f"sum, {sampler} (0 new steps)", color=color)
         for tick, height, row in zip(ticks, heights, rows):
             axis.text(tick + offset, height, f"{row[COMPOSITE][sampler]['ratio']:.2f}x", ha="center", va="bottom",
                       fontsize=7)  # fmt: skip
-    axis.hlines([BAR_RATIO * c for c in corner], ticks - 1.5 * width, ticks + 1.5 * width, colors="k",
+    axis.hlines([BAR_RATIO * c for c in corner], ticks - 0.4, ticks + 0.4, colors="k",
                 linestyles="--", label=f"{BAR_RATIO} x {CORNER}")  # fmt: skip
-    axis.axhline(BAR_DISTANCE, color="tab:red", linewidth=0.8, label=f"{BAR_DISTANCE} m")
+    axis.axhline(BAR_DISTANCE, color="tab:gray", linewidth=0.8, label=f"{BAR_DISTANCE} m")
     axis.set_xticks(ticks, labels)
     axis.set_ylabel("mean final distance to (-1, -1) [m]")
     axis.set_title("the sum of the line skills against the corner skill, 100 starts each", fontsize=9)
-    axis.legend(fontsize=7, loc="upper left")
-    axis.set_ylim(0, 0.45)
+    axis.legend(fontsize=7, loc="upper left", ncol=2)
+    axis.set_ylim(0, 0.5)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

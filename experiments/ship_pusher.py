@@ -2,9 +2,12 @@
 ``pusher-x``, ``pusher-y`` (each with the last ``--keep`` transitions of its replay buffer, so that
 ``skillbank compose pusher-x pusher-y --sampler svgd`` and the certified interval work from the embedded store, at a
 few MB instead of 40), ``pusher-xy`` (weights only) and the composite ``pusher-x-y-sum`` (its sampler trained on the
-two whole buffers), each with its rollouts and its lineage::
+two whole buffers, or its line skills refit on them: ``experiments/pusher.py --refit``), each with its rollouts and
+its lineage; ``--names`` ships only those (a new composite's constituents are then the target store's newest line
+skills, which must be the ones it was composed from)::
 
     python experiments/ship_pusher.py ~/skillbank-runs/pusher-store2 --store skills_store --keep 20000
+    python experiments/ship_pusher.py ~/skillbank-runs/pusher-v1-store --names pusher-x-y-sum
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ def last(buffer: ReplayBuffer, n: int) -> ReplayBuffer:
     return kept
 
 
+def weights_sha256(registry: Registry, refs: list[str]) -> list[str]:
+    """The checksums of the versions' weights: whether two stores hold the same skills."""
+    return [registry.info(ref)["files"]["weights.safetensors"]["sha256"] for ref in refs]
+
+
 def rollouts_file(source: Registry, ref: str, folder: Path) -> Path:
     """A copy of the version's rollouts file, to register with it elsewhere."""
     path = folder / f"{ref.replace('@', '-')}-rollouts.h5"
@@ -46,11 +54,12 @@ def main() -> None:
     parser.add_argument("source", type=Path, help="the store experiments/pusher.py wrote")
     parser.add_argument("--store", type=Path, default=Path("skills_store"), help="the store to ship to")
     parser.add_argument("--keep", type=int, default=20_000, help="transitions of each line skill's replay to keep")
+    parser.add_argument("--names", nargs="+", choices=(*LINES, CORNER, COMPOSITE), default=(*LINES, CORNER, COMPOSITE))
     args = parser.parse_args()
     source, target = Registry(args.source), Registry(args.store)
-    shipped: dict[str, str] = {}
+    shipped = {line: str(target.resolve(line)) for line in LINES if line not in args.names and target.find(name=line)}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in (*LINES, CORNER, COMPOSITE):
+        for name in args.names:
             ref = str(source.resolve(name))
             skill, info = source.load(ref), source.info(ref)
             replay = None
@@ -60,6 +69,9 @@ def main() -> None:
                 skill.description["replay_kept"] = f"the last {len(replay):,} of its {len(whole):,} transitions"
             parents = []
             if name == COMPOSITE:
+                constituents = skill.description["composition"]["constituents"]
+                if weights_sha256(source, constituents) != weights_sha256(target, [shipped[line] for line in LINES]):
+                    raise SystemExit(f"{ref} was composed from {constituents}, whose weights are not the shipped ones")
                 parents = [
                     Parent(shipped[line], "constituent", {"weight": w}) for line, w in zip(LINES, skill.q.weights)
                 ]
