@@ -1,11 +1,14 @@
 """The pusher composite's distance to the corner over training seeds, as a ratio to ``pusher-xy``'s (target: 1.25).
 
-Each summary is ``experiments/pusher.py``'s for one training seed of all three skills (its own store); with
-``--refit-summaries``, the same seeds' summaries of ``experiments/pusher.py --refit UPDATES`` (each line skill refit on
-both buffers before composing) add the refit composite with each sampler::
+Each summary is ``experiments/pusher.py``'s for one training seed of all three skills (its own store). Each
+``--variant LABEL KEY FILE...`` adds another composite measured from the same starts: one FILE per seed, in the
+summaries' order, KEY the dotted path in it to the rollouts' distances (``pusher-x-y-sum.with_resampling_sampler`` in
+a summary of ``experiments/pusher.py --refit``, ``sum_refit`` in ``experiments/pusher_refit.py``'s output), and
+``A+B`` for a seed averages composites start by start (e.g. refits from two seeds)::
 
     python experiments/pusher_seeds.py docs/results/pusher/summary.json docs/results/pusher/seed1/summary.json \
-        --refit-summaries docs/results/pusher/refit/summary.json docs/results/pusher/refit/seed1/summary.json \
+        --variant "refit 30000, resample" pusher-x-y-sum.with_resampling_sampler \
+        docs/results/pusher/refit/summary.json docs/results/pusher/refit/seed1/summary.json \
         --out docs/results/pusher/seeds.json
 
 The composite is measured twice: with its SVGD sampler (the public recipe's, what ``skillbank compose --sampler svgd``
@@ -42,12 +45,20 @@ BAR_DISTANCE, BAR_RATIO, RESAMPLES = 0.25, 1.25, 10_000
 def distances(summary: dict, name: str, path: tuple[str, ...] = ()) -> np.ndarray:
     """Each rollout's final distance to the corner of skill ``name`` in one seed's summary (``path``: the keys down
     to the rollouts measured with another sampler)."""
-    entry = summary[name]
+    entry = summary.get(name, {})
     for key in path:
         entry = entry.get(key, {})
     if "final_goal_distances" not in entry:
-        raise SystemExit(f"{name} has no per-rollout distances: rerun experiments/pusher.py (it writes them)")
+        raise SystemExit(
+            f"{'.'.join((name, *path))} holds no per-rollout distances: rerun the experiment that wrote it"
+        )
     return np.asarray(entry["final_goal_distances"])
+
+
+def variant_distances(files: str, key: str) -> np.ndarray:
+    """The distances at dotted ``key`` in ``files`` (``A+B``: their mean start by start)."""
+    name, *path = key.split(".")
+    return np.mean([distances(json.loads(Path(f).read_text()), name, tuple(path)) for f in files.split("+")], axis=0)
 
 
 def ratio_interval(composite: list[np.ndarray], corner: list[np.ndarray], rng: np.random.Generator) -> list[float]:
@@ -73,28 +84,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("summaries", nargs="+", type=Path, help="experiments/pusher.py's summary.json, one per seed")
     parser.add_argument(
-        "--refit-summaries",
-        nargs="*",
-        type=Path,
-        default=[],
-        help="experiments/pusher.py --refit's summary.json for the same seeds, in the same order",
+        "--variant",
+        nargs="+",
+        action="append",
+        metavar="LABEL KEY FILE",
+        help="another composite: a label, the dotted key to its distances, one file (or A+B) per seed",
     )
     parser.add_argument("--out", type=Path, default=Path("docs/results/pusher/seeds.json"))
     args = parser.parse_args()
-    if args.refit_summaries and len(args.refit_summaries) != len(args.summaries):
-        raise SystemExit("give one --refit-summaries file per summary, for the same seeds in the same order")
+    args.variant = args.variant or []
+    for variant in args.variant:
+        if len(variant) != 2 + len(args.summaries):
+            raise SystemExit(f"--variant {variant[0]!r}: give a label, a key and one file per summary, in their order")
     rng = np.random.default_rng(0)
     summaries = [json.loads(path.read_text()) for path in args.summaries]
     corner = [distances(s, CORNER) for s in summaries]
     composite = {sampler: [distances(s, COMPOSITE, path) for s in summaries] for sampler, path in SAMPLERS.items()}
-    if args.refit_summaries:
-        refits = [json.loads(path.read_text()) for path in args.refit_summaries]
-        for refit_summary, summary in zip(refits, summaries):  # the same skills and starts, so the pairing holds
-            if any(refit_summary[name]["ref"] != summary[name]["ref"] for name in (*LINES, CORNER)):
-                raise SystemExit("a --refit-summaries file measures other skills than its seed's summary")
-        updates = refits[0][COMPOSITE].get("refit_updates")
-        composite |= {f"refit {updates}, {sampler}": [distances(s, COMPOSITE, path) for s in refits]
-                      for sampler, path in SAMPLERS.items()}  # fmt: skip
+    for label, key, *per_seed in args.variant:
+        composite[label] = [variant_distances(files, key) for files in per_seed]
     seeds = []
     for i, (path, summary) in enumerate(zip(args.summaries, summaries)):
         seeds.append({
@@ -138,7 +145,7 @@ def plot(rows: list[dict], labels: list[str], path: Path) -> None:
     ticks, width = np.arange(len(rows)), 0.8 / (len(samplers) + 1)
     corner = [r[f"{CORNER}_final_goal_distance"] for r in rows]
     axis.bar(ticks - 0.4 + width / 2, corner, width, label=f"{CORNER} (trained on the corner)", color="tab:blue")
-    colors = ("tab:orange", "tab:green", "tab:red", "tab:olive")
+    colors = ("tab:orange", "tab:green", "tab:red", "tab:olive", "tab:purple", "tab:brown")
     for i, (sampler, color) in enumerate(zip(samplers, colors)):
         offset = -0.4 + (i + 1.5) * width
         heights = [r[COMPOSITE][sampler]["final_goal_distance"] for r in rows]
