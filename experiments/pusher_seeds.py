@@ -3,8 +3,9 @@
 Each summary is ``experiments/pusher.py``'s for one training seed of all three skills (its own store). Each
 ``--variant LABEL KEY FILE...`` adds another composite measured from the same starts: one FILE per seed, in the
 summaries' order, KEY the dotted path in it to the rollouts' distances (``pusher-x-y-sum.with_resampling_sampler`` in
-a summary of ``experiments/pusher.py --refit``, ``sum_refit`` in ``experiments/pusher_refit.py``'s output), and
-``A+B`` for a seed averages composites start by start (e.g. refits from two seeds)::
+a summary of ``experiments/pusher.py --refit``, ``sum_refit`` in ``experiments/pusher_refit.py``'s output),
+``A+B`` for a seed averages composites start by start (e.g. refits from two seeds) and ``A#KEY`` reads another key in
+file A::
 
     python experiments/pusher_seeds.py docs/results/pusher/summary.json docs/results/pusher/seed1/summary.json \
         --variant "refit 30000, resample" pusher-x-y-sum.with_resampling_sampler \
@@ -56,9 +57,14 @@ def distances(summary: dict, name: str, path: tuple[str, ...] = ()) -> np.ndarra
 
 
 def variant_distances(files: str, key: str) -> np.ndarray:
-    """The distances at dotted ``key`` in ``files`` (``A+B``: their mean start by start)."""
-    name, *path = key.split(".")
-    return np.mean([distances(json.loads(Path(f).read_text()), name, tuple(path)) for f in files.split("+")], axis=0)
+    """The distances at dotted ``key`` in ``files`` (``A+B``: their mean start by start; ``A#KEY``: another key in
+    that file)."""
+    measured = []
+    for file in files.split("+"):
+        file, _, own_key = file.partition("#")
+        name, *path = (own_key or key).split(".")
+        measured.append(distances(json.loads(Path(file).read_text()), name, tuple(path)))
+    return np.mean(measured, axis=0)
 
 
 def ratio_interval(composite: list[np.ndarray], corner: list[np.ndarray], rng: np.random.Generator) -> list[float]:
@@ -152,7 +158,7 @@ def plot(rows: list[dict], labels: list[str], path: Path) -> None:
         axis.bar(ticks + offset, heights, width, label=f"sum, {sampler} (0 new steps)", color=color)
         for tick, height, row in zip(ticks, heights, rows):
             axis.text(tick + offset, height, f"{row[COMPOSITE][sampler]['ratio']:.2f}x", ha="center", va="bottom",
-                      fontsize=7)  # fmt: skip
+                      fontsize=6, rotation=90)  # fmt: skip
     axis.hlines([BAR_RATIO * c for c in corner], ticks - 0.4, ticks + 0.4, colors="k",
                 linestyles="--", label=f"{BAR_RATIO} x {CORNER}")  # fmt: skip
     axis.axhline(BAR_DISTANCE, color="tab:gray", linewidth=0.8, label=f"{BAR_DISTANCE} m")
