@@ -45,7 +45,8 @@ def relabeller(task: dict[str, Any]) -> Relabel | None:
 
 
 def relabelled(replay: ReplayBuffer, task: dict[str, Any]) -> ReplayBuffer:
-    """A copy of ``replay`` whose rewards are ``task``'s."""
+    """A copy of ``replay`` whose rewards are ``task``'s. The terminal flags are kept: the tasks must end episodes
+    alike (MultiGoal's composable tasks share their goals, the pusher's episodes only time out)."""
     relabel = relabeller(task)
     if relabel is None:
         raise SkillbankError(
