@@ -53,20 +53,20 @@ def train_missing(registry: Registry, steps: int, seed: int, workers: int, runs_
         run_grid(jobs, workers)
 
 
-def refit_updates(composition: dict) -> int:
-    """The refit updates of a composite's constituents (0: none)."""
-    return max((entry["updates"] for entry in composition.get("refit", {}).values()), default=0)
+def refit_updates(records: dict) -> int:
+    """The refit updates of a composite's constituents, from its ``composition.refit`` (0: none)."""
+    return max((entry["updates"] for entry in records.values()), default=0)
 
 
-def composed(registry: Registry, episodes: int, updates: int) -> tuple[str, float]:
-    """The registered composite of the two line skills' newest versions, refitted by ``updates`` (composed now if
+def composed(registry: Registry, episodes: int, parts: list) -> tuple[str, float]:
+    """The registered composite of ``parts`` (the line skills' newest versions, refitted or not; composed now if
     there is none) and its seconds of composing."""
-    newest = [str(registry.resolve(line)) for line in LINES]
+    wanted = refit_updates({p.ref: p.description["refit"] for p in parts if "refit" in p.description})
     composition = registry.find(name=COMPOSITE) and registry.load(COMPOSITE).description["composition"]
-    if not composition or composition["constituents"] != newest or refit_updates(composition) != updates:
+    if (not composition or composition["constituents"] != [p.ref for p in parts]
+            or refit_updates(composition.get("refit", {})) != wanted):  # fmt: skip
         print("composing: the sampler of the sum on the union of the two buffers, then its bounds ...", flush=True)
-        compose_and_register(registry, LINES, COMPOSITE, "sum", episodes=episodes, sampler="svgd", progress_bar=True,
-                             refit_updates=updates)  # fmt: skip
+        compose_and_register(registry, parts, COMPOSITE, "sum", episodes=episodes, sampler="svgd", progress_bar=True)
     ref = str(registry.resolve(COMPOSITE))
     return ref, registry.load(ref).description["composition"].get("wall_time_s", float("nan"))
 
@@ -118,7 +118,10 @@ def main() -> None:
     args = parser.parse_args()
     registry = Registry(args.store)
     train_missing(registry, args.steps, args.seed, args.workers, args.runs_dir)
-    composite_ref, compose_seconds = composed(registry, args.episodes, args.refit)
+    parts = [registry.load(line) for line in LINES]
+    if args.refit:  # once, for the registered composite (SVGD sampler) and the resampling one alike
+        parts = refit(parts, registry.replay_union(LINES), args.refit, progress_bar=True)
+    composite_ref, compose_seconds = composed(registry, args.episodes, parts)
     envs = {name: load_task(name).make_env() for name in (*LINES, CORNER)}
     summary, panels = {"command": command_line(args)}, {}
     for name in (*LINES, CORNER, COMPOSITE):
@@ -133,9 +136,6 @@ def main() -> None:
             "wall_time_s": round(compose_seconds, 1) if name == COMPOSITE else training.get("wall_time_s"),
         }
         if name == COMPOSITE:  # the sum's own Boltzmann policy, as near as sampling gets without training a sampler
-            parts = [registry.load(line) for line in LINES]
-            if args.refit:  # the same refit as the registered composite's (same seed, same buffers)
-                parts = refit(parts, registry.replay_union(LINES), args.refit, progress_bar=True)
             resampled = compose(parts, "sum", sampler="resample")
             entry["with_resampling_sampler"] = on_corner(rollouts(resampled, args.episodes, seed=0, env=envs[CORNER]),
                                                          envs[CORNER])  # fmt: skip

@@ -14,6 +14,7 @@ task computes from the stored transition (:func:`relabeller`). It is the replay-
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -84,6 +85,7 @@ def refit(
         task = skill.description["task"]
         buffer = relabelled(replay, task)
         config = SQLConfig.from_dict(skill.description["hyperparameters"])
+        started = time.perf_counter()
         algo = SQL(make_task_env(task), config, seed=seed, skill=copy.deepcopy(skill))
         algo.learn_offline(buffer, updates, progress_bar=progress_bar)
         algo.skill.description["refit"] = {
@@ -92,6 +94,7 @@ def refit(
             "relabelled_from": [getattr(s, "ref", None) for s in skills],
             "env_steps": 0,
             "seed": seed,
+            "wall_time_s": round(time.perf_counter() - started, 1),
         }
         refitted.append(algo.skill)
     return refitted

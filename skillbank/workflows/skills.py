@@ -13,6 +13,7 @@ from skillbank.composition.bounds import composite_error_bar
 from skillbank.composition.compose import compose
 from skillbank.composition.grid_bounds import SPACING
 from skillbank.composition.refit import refit
+from skillbank.errors import SkillbankError
 from skillbank.nn.skill import Skill
 from skillbank.runs.evaluate import evaluate_and_register
 from skillbank.store.entities import Parent, validate_name
@@ -21,7 +22,7 @@ from skillbank.store.registry import Registry
 
 def compose_and_register(
     registry: Registry,
-    refs: Sequence[str],
+    refs: Sequence[str | Skill],
     name: str,
     op: str = "mean",
     weights: Sequence[float] | None = None,
@@ -34,21 +35,24 @@ def compose_and_register(
     refit_updates: int = 0,
     **options: Any,
 ) -> tuple[str, Skill]:
-    """Compose the registered skills ``refs`` with ``op`` (:func:`~skillbank.composition.compose.compose`, whose
-    ``options`` these are; an SVGD sampler trains on the union of their replay buffers), bound its error (the
-    certified interval, and on a grid the exact bounds: its ``bounds`` metadata; the seconds composing took are its
-    ``composition.wall_time_s``), evaluate it over ``episodes`` rollouts and register it as ``name`` with each
-    constituent and its weight as parents. With ``refit_updates``, each constituent is first refitted on the union
-    of their replay buffers (:func:`~skillbank.composition.refit.refit`). Returns the new reference and the
-    composite."""
+    """Compose the registered skills ``refs`` (references, or skills loaded from ``registry``) with ``op``
+    (:func:`~skillbank.composition.compose.compose`, whose ``options`` these are; an SVGD sampler trains on the union
+    of their replay buffers), bound its error (the certified interval, and on a grid the exact bounds: its ``bounds``
+    metadata; the seconds composing took, refits included, are its ``composition.wall_time_s``), evaluate it over
+    ``episodes`` rollouts and register it as ``name`` with each constituent and its weight as parents. With
+    ``refit_updates``, each constituent is first refitted on the union of their replay buffers
+    (:func:`~skillbank.composition.refit.refit`). Returns the new reference and the composite."""
     validate_name(name)  # before any training
-    skills = [registry.load(ref) for ref in refs]
+    skills = [ref if isinstance(ref, Skill) else registry.load(ref) for ref in refs]
+    if any(not getattr(s, "ref", None) for s in skills):
+        raise SkillbankError("compose registered skills: a skill given without a reference has no replay to compose on")
     replay = registry.replay_union([s.ref for s in skills])
+    refitted_before = sum(s.description.get("refit", {}).get("wall_time_s", 0.0) for s in skills)
     started = time.perf_counter()
     if refit_updates:
         skills = refit(skills, replay, refit_updates, seed=seed, progress_bar=progress_bar)
     skill = compose(skills, op, weights, replay=replay, seed=seed, progress_bar=progress_bar, **options)
-    skill.description["composition"]["wall_time_s"] = round(time.perf_counter() - started, 1)
+    skill.description["composition"]["wall_time_s"] = round(refitted_before + time.perf_counter() - started, 1)
     skill.description["bounds"] = composite_error_bar(skill, skills, replay, tolerance, spacing, progress_bar, seed)
     parents = [Parent(s.ref, "constituent", {"weight": w}) for s, w in zip(skills, skill.q.weights)]
     ref = evaluate_and_register(registry, skill, name, episodes, seed=seed, parents=parents,

@@ -11,10 +11,12 @@ import torch
 from skillbank.algos.buffer import ReplayBuffer
 from skillbank.cli.main import main
 from skillbank.composition.compose import compose, sampler_total_variation, train_correction
+from skillbank.composition.refit import refit
 from skillbank.errors import SkillbankError
 from skillbank.nn.skill import Skill
 from skillbank.runs.tasks import load_task
 from skillbank.store.registry import Registry
+from skillbank.workflows.skills import compose_and_register
 from tests.conftest import actions_of, tiny_skill
 
 OBS = torch.tensor([[0.0, 0.0], [1.0, -2.0], [3.0, 3.0]])
@@ -176,6 +178,15 @@ def test_compose_refit_records_its_updates_and_no_environment_steps(corner_store
     assert any(not torch.equal(refitted[k], original[k]) for k in original)
     assert main(["show", "en-refit", "--store", str(corner_store)]) == 0
     assert "0 environment steps; corner-east@1 refit by 4 updates on 600 transitions" in capsys.readouterr().out
+    # Refit before: the same record, its seconds counted in the composing's
+    parts = refit([registry.load("corner-east"), registry.load("corner-north")],
+                  registry.replay_union(["corner-east", "corner-north"]), updates=4)  # fmt: skip
+    _, composite = compose_and_register(registry, parts, "en-refit", "sum", episodes=3, spacing=1.0)
+    composition = composite.description["composition"]
+    assert composition["refit"]["corner-north@1"]["transitions"] == 600
+    assert composition["wall_time_s"] >= sum(part.description["refit"]["wall_time_s"] for part in parts)
+    with pytest.raises(SkillbankError, match="without a reference"):
+        compose_and_register(registry, [tiny_skill(0), tiny_skill(1)], "x", "sum")
 
 
 @pytest.mark.slow
