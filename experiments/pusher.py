@@ -148,17 +148,10 @@ def main() -> None:
         summary[name] = entry
         gif = args.out / f"{name}.gif"
         entry["video"] = video(skill, name, gif) if args.videos else str(gif) if gif.exists() else None
-        print(
-            name,
-            json.dumps(
-                {
-                    k: v
-                    for k, v in entry.items()
-                    if k not in ("video", "final_goal_distances", "with_resampling_sampler")
-                }
-            ),
-            flush=True,
-        )
+        brief = {
+            k: v for k, v in entry.items() if k not in ("video", "final_goal_distances", "with_resampling_sampler")
+        }
+        print(name, json.dumps(brief), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     plot_pushers(panels, args.out / "pushers.png", "the puck's paths: each line skill, the corner skill, their sum")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
